@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "nfq-mptcp",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MPTCPStack", targets: ["MPTCPStack"]),
+        .library(name: "Translator", targets: ["Translator"]),
+        .executable(name: "nfq-mptcp", targets: ["nfq-mptcp"]),
+        .executable(name: "Bench", targets: ["Bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries (Debian package names in `providers`).
+        .systemLibrary(name: "CPcap", path: "Sources/CPcap",
+                       pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CNetfilterQueue", path: "Sources/CNetfilterQueue",
+                       pkgConfig: "libnetfilter_queue", providers: [.apt(["libnetfilter-queue-dev"])]),
+        .systemLibrary(name: "CMnl", path: "Sources/CMnl",
+                       pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+
+        // The protocol engine: pure Swift, no syscalls, no Foundation.
+        .target(name: "MPTCPStack",
+                dependencies: [
+                    .product(name: "Crypto", package: "swift-crypto"),
+                    .product(name: "DequeModule", package: "swift-collections"),
+                ]),
+
+        // The I/O shell: pcap files, NFQUEUE, raw sockets, CLI helpers.
+        .target(name: "Translator",
+                dependencies: [
+                    "MPTCPStack", "CPcap", "CNetfilterQueue", "CMnl",
+                    .product(name: "Logging", package: "swift-log"),
+                ]),
+
+        .executableTarget(name: "nfq-mptcp",
+                          dependencies: [
+                              "Translator", "MPTCPStack",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "Logging", package: "swift-log"),
+                          ]),
+
+        .executableTarget(name: "Bench",
+                          dependencies: [
+                              "Translator", "MPTCPStack",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          ]),
+
+        .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
+        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack"],
+                    resources: []),
+    ]
+)
