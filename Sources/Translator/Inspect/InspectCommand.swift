@@ -12,6 +12,18 @@ public enum InspectRunner {
     /// Returns the totals. A malformed packet never stops the run.
     @discardableResult
     public static func run(path: String, options: Options, emit: (String) -> Void) throws -> Inspector.Totals {
+        let t = try records(path: path) { rec in emit(options.json ? rec.rendered : text(rec)) }
+        if options.summary && !options.json {
+            let st = t.subtypes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            emit("# \(t.packets) frames, \(t.tcp) TCP, \(t.undecodable) undecodable, \(t.malformedOptions) malformed options; "
+                + "MPTCP options: \(st.isEmpty ? "none" : st); HMAC/key checks: \(t.hmacChecked) done, \(t.hmacFailed) failed")
+        }
+        return t
+    }
+
+    /// Decodes every frame of `path` into one record each.
+    @discardableResult
+    public static func records(path: String, _ each: (JSONValue) -> Void) throws -> Inspector.Totals {
         let reader = try PcapReader(path: path)
         let inspector = Inspector()
         while let f = try reader.next() {
@@ -27,15 +39,9 @@ public enum InspectRunner {
             } else {
                 rec = .object([("frame", .uint(UInt64(f.index))), ("error", .string("unsupported link type \(reader.linkTypeRaw)"))])
             }
-            emit(options.json ? rec.rendered : text(rec))
+            each(rec)
         }
-        let t = inspector.totals
-        if options.summary && !options.json {
-            let st = t.subtypes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            emit("# \(t.packets) frames, \(t.tcp) TCP, \(t.undecodable) undecodable, \(t.malformedOptions) malformed options; "
-                + "MPTCP options: \(st.isEmpty ? "none" : st); HMAC/key checks: \(t.hmacChecked) done, \(t.hmacFailed) failed")
-        }
-        return t
+        return inspector.totals
     }
 
     /// The one-line text form of a record.

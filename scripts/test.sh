@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, builds, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# The engine stays pure: no Foundation, Glibc or Dispatch in MPTCPStack.
+if grep -rnE '^\s*import\s+(Foundation|Glibc|Dispatch|Musl)' Sources/MPTCPStack; then
+  echo "test: Sources/MPTCPStack must not import Foundation/Glibc/Dispatch/Musl" >&2
+  exit 1
+fi
+swift build --build-tests
+swift test --skip-build "$@"
