@@ -319,11 +319,21 @@ def main():
     w("## TCP connections (subflows) in the file\n")
     w("| tcp.stream | from | to | first frame | packets | payload bytes ->/<- |\n|---|---|---|---|---|---|")
     for s, st in sorted(streams.items()):
-        fa = f"{st['a'][0]}:{st['a'][1]}"
-        fb = f"{st['b'][0]}:{st['b'][1]}"
+        ep = lambda e: f"[{e[0]}]:{e[1]}" if ":" in e[0] else f"{e[0]}:{e[1]}"
+        fa, fb = ep(st["a"]), ep(st["b"])
         w(f"| {s} | {fa} | {fb} | {st['first']} | {st['pk']} | {st['bytes_ab']} / {st['bytes_ba']} |")
     w("")
 
+    prio = [p for p in pkts if has(p, 5)]
+    for pp in prio:
+        s_ = pp["tcp.stream"]
+        before = [p["n"] for p in pkts if p["tcp.stream"] == s_ and p["tcp.len"] > 0 and p["n"] < pp["n"]]
+        after = [p["n"] for p in pkts if p["tcp.stream"] == s_ and p["tcp.len"] > 0 and p["n"] > pp["n"]]
+        w(f"- MP_PRIO in frame {pp['n']} (tcp.stream {s_}, backup flag "
+          f"{pp['tcp.options.mptcp.backup.flag'] or '?'}): payload segments on that subflow before it: "
+          f"{len(before)}, after it: {len(after)}")
+    if prio:
+        w("")
     w("## Decode check\n")
     w(f"`tshark -r {a.name}.pcap -Y mptcp -V` shows the MPTCP option trees; "
       f"'Malformed' in `tshark -r`: {malformed_txt}; frames matching `_ws.malformed || _ws.expert.severity == error`: {malformed}.\n")
