@@ -81,6 +81,9 @@ import Translator
             case "MP_TCPRST":
                 guard let f = canon(get(o, "flags")), let v = UInt64(f) else { return nil }
                 return [String(0x80 | v)]
+            case "MP_PRIO":
+                let b: UInt64 = (get(o, "backup") == .bool(true)) ? 1 : 0
+                return [String(0x50 | b)]
             default: return nil
             }
         },
@@ -116,14 +119,16 @@ import Translator
         Mapping(field: "tcp.options.mptcp.rawdataseqno", fromOption: mptcp(["DSS", "MP_FAIL"], "dsn")),
         Mapping(field: "tcp.options.mptcp.subflowseqno", fromOption: mptcp(["DSS"], "subflow_seq")),
         Mapping(field: "tcp.options.mptcp.datalvllen", fromOption: mptcp(["DSS", "MP_CAPABLE"], "data_level_length")),
-        Mapping(field: "tcp.options.mptcp.checksum", fromOption: mptcp(["DSS", "MP_CAPABLE"], "checksum")),
+        // tshark 4.0 decodes the checksum of MP_CAPABLE but not of DSS; DSS
+        // checksums are checked against the kernel's own values instead
+        // (dssChecksumsOfTheKernelVerify below).
+        Mapping(field: "tcp.options.mptcp.checksum", fromOption: mptcp(["MP_CAPABLE"], "checksum")),
         Mapping(field: "tcp.options.mptcp.dataackpresent.flag", fromOption: dssBit(0x01)),
         Mapping(field: "tcp.options.mptcp.dataack8.flag", fromOption: dssBit(0x02)),
         Mapping(field: "tcp.options.mptcp.dseqnpresent.flag", fromOption: dssBit(0x04)),
         Mapping(field: "tcp.options.mptcp.dseqn8.flag", fromOption: dssBit(0x08)),
         Mapping(field: "tcp.options.mptcp.datafin.flag", fromOption: dssBit(0x10)),
         Mapping(field: "tcp.options.mptcp.echo", fromOption: mptcp(["ADD_ADDR"], "echo")),
-        Mapping(field: "tcp.options.mptcp.ipver", fromOption: mptcp(["ADD_ADDR"], "ipver")),
         Mapping(field: "tcp.options.mptcp.ipv4") { o in
             guard case .string("ADD_ADDR")? = get(o, "subtype"), case .uint(4)? = get(o, "ipver") else { return nil }
             return canon(get(o, "address")).map { [$0] }

@@ -73,7 +73,8 @@ public enum InspectRunner {
                 let kind = s(of.first { $0.0 == "kind" }?.1)
                 var p = kind == "mptcp" ? s(of.first { $0.0 == "subtype" }?.1) : kind
                 if kind == "malformed" { p = "MALFORMED" }
-                let rest = of.filter { !["kind", "subtype", "subtype_num", "length"].contains($0.0) }
+                let hidden = kind == "malformed" ? ["kind"] : ["kind", "subtype", "subtype_num", "length"]
+                let rest = of.filter { !hidden.contains($0.0) }
                     .map { "\($0.0)=\(s($0.1))" }
                 if !rest.isEmpty { p += "(" + rest.joined(separator: " ") + ")" }
                 parts.append(p)

@@ -30,6 +30,30 @@ public final class Inspector {
     final class FlowState {
         var keys: [Endpoint: UInt64] = [:]
         var nonces: [Endpoint: UInt32] = [:]
+        /// Initial sequence number of each direction (from its SYN).
+        var isn: [Endpoint: UInt32] = [:]
+        /// The checksummed DSS mapping each direction is filling.
+        var pending: [Endpoint: PendingMapping] = [:]
+    }
+
+    /// A DSS mapping that carries a checksum, collected byte by byte over
+    /// the segments it spans (Linux repeats one mapping over many segments)
+    /// so its checksum can be verified once it is complete.
+    struct PendingMapping {
+        var dsn: UInt64, ssn: UInt32, length: UInt16, checksum: UInt16
+        var bytes: [UInt8]
+        var filled: [Bool]
+        var missing: Int
+        var reported = false
+
+        init(dsn: UInt64, ssn: UInt32, length: UInt16, checksum: UInt16) {
+            self.dsn = dsn; self.ssn = ssn; self.length = length; self.checksum = checksum
+            bytes = [UInt8](repeating: 0, count: Int(length))
+            filled = [Bool](repeating: false, count: Int(length))
+            missing = Int(length)
+        }
+
+        func same(_ o: PendingMapping) -> Bool { dsn == o.dsn && ssn == o.ssn && length == o.length && checksum == o.checksum }
     }
 
     /// Counters over the whole run.
@@ -94,6 +118,7 @@ public final class Inspector {
             opts.append(option(e, src: src, dst: dst, flow: flow, tcp: v.tcp))
         }
         o.add("options", .array(opts))
+        if let c = dssChecksum(v, src: src, flow: flow) { o.add("dss_checksum", c) }
         return o.value
     }
 
@@ -141,6 +166,56 @@ public final class Inspector {
             mptcp(m, into: &o, src: src, dst: dst, flow: flow, tcp: tcp)
         }
         return o.value
+    }
+
+    /// Feeds this segment's payload into its direction's checksummed mapping;
+    /// returns a verdict when this segment completes one.
+    private func dssChecksum(_ v: TCPPacketView, src: Endpoint, flow: Flow) -> JSONValue? {
+        let st = state(flow)
+        if v.tcp.has(TCPFlags.syn) { st.isn[src] = v.tcp.seq.rawValue; st.pending[src] = nil; return nil }
+        let sum = TCPOptionSummary(parsing: v.tcp.optionArea)
+        var m: PendingMapping?
+        var dataFinOnly = false
+        if sum.has(.dss), let mp = sum.dss.mapping, let c = mp.checksum, sum.dss.dsnIs8 {
+            m = PendingMapping(dsn: mp.dsn, ssn: mp.subflowSeq, length: mp.length, checksum: c)
+            dataFinOnly = sum.dss.dataFin && mp.subflowSeq == 0 && mp.length == 1
+        } else if sum.has(.mpCapable), let l = sum.mpCapable.dataLevelLength, let c = sum.mpCapable.checksum,
+                  let k = sum.mpCapable.senderKey {
+            m = PendingMapping(dsn: MPTCPCrypto.idsn(key: k) &+ 1, ssn: 1, length: l, checksum: c)
+        }
+        if dataFinOnly, let m {
+            // A DATA_FIN alone: the checksum covers the pseudo-header only.
+            totals.hmacChecked += 1
+            let ok = DSSChecksum.verify(dsn: m.dsn, subflowSeq: 0, length: 1, checksum: m.checksum,
+                                        payload: UnsafeRawBufferPointer(start: nil, count: 0))
+            if !ok { totals.hmacFailed += 1 }
+            return .object([("dsn", .uint(m.dsn)), ("length", .uint(1)), ("valid", .bool(ok))])
+        }
+        if let m, !(st.pending[src]?.same(m) ?? false) { st.pending[src] = m }
+        guard var p = st.pending[src], !p.reported, let isn = st.isn[src], v.tcp.payload.count > 0 else { return nil }
+        let rel = v.tcp.seq.rawValue &- isn
+        let start = Int(Int32(bitPattern: rel &- p.ssn))
+        let payload = v.tcp.payload
+        for i in 0 ..< payload.count {
+            let j = start + i
+            if j >= 0 && j < Int(p.length) && !p.filled[j] {
+                p.filled[j] = true
+                p.bytes[j] = payload[i]
+                p.missing -= 1
+            }
+        }
+        var verdict: JSONValue?
+        if p.missing == 0 {
+            p.reported = true
+            let ok = p.bytes.withUnsafeBytes {
+                DSSChecksum.verify(dsn: p.dsn, subflowSeq: p.ssn, length: p.length, checksum: p.checksum, payload: $0)
+            }
+            totals.hmacChecked += 1
+            if !ok { totals.hmacFailed += 1 }
+            verdict = .object([("dsn", .uint(p.dsn)), ("length", .uint(UInt64(p.length))), ("valid", .bool(ok))])
+        }
+        st.pending[src] = p
+        return verdict
     }
 
     private func keyFields(_ prefix: String, _ key: UInt64, into o: inout JSONObjectBuilder) {
@@ -223,17 +298,7 @@ public final class Inspector {
                 o.add("dsn_len", d.dsnIs8 ? 8 : 4)
                 o.add("subflow_seq", mp.subflowSeq)
                 o.add("data_level_length", Int(mp.length))
-                if let c = mp.checksum {
-                    o.add("checksum", hex(UInt64(c), digits: 4))
-                    // Verifiable when this segment carries exactly the mapping
-                    // from its first byte (the common case; Linux repeats a
-                    // mapping over many segments, which cannot be checked alone).
-                    if d.dsnIs8, mp.length > 0, Int(mp.length) == tcp.payload.count {
-                        verdict(DSSChecksum.verify(dsn: mp.dsn, subflowSeq: mp.subflowSeq, length: mp.length,
-                                                   checksum: c, payload: tcp.payload),
-                                into: &o, "checksum_valid")
-                    }
-                }
+                if let c = mp.checksum { o.add("checksum", hex(UInt64(c), digits: 4)) }
             }
         case .addAddr(let a):
             o.add("echo", a.echo)
