@@ -10,7 +10,8 @@ public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertibl
     public init?(_ text: String) {
         var parts: [UInt32] = []
         for p in text.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !p.isEmpty, p.count <= 3, let v = UInt32(p), v <= 255 else { return nil }
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ ("0" ... "9").contains($0) }),
+                  let v = UInt32(p), v <= 255 else { return nil }
             parts.append(v)
         }
         guard parts.count == 4 else { return nil }
@@ -45,7 +46,7 @@ public struct IPv6Address: Equatable, Hashable, Sendable, CustomStringConvertibl
             if s.isEmpty { return [] }
             var out: [UInt16] = []
             for g in s.split(separator: ":", omittingEmptySubsequences: false) {
-                guard !g.isEmpty, g.count <= 4, let v = UInt16(g, radix: 16) else { return nil }
+                guard !g.isEmpty, g.count <= 4, g.allSatisfy(\.isHexDigit), let v = UInt16(g, radix: 16) else { return nil }
                 out.append(v)
             }
             return out

@@ -411,7 +411,7 @@ public enum MPTCPOption: Equatable, Hashable, Sendable {
 
     /// Parses a whole kind-30 option (kind, length, subtype, ...).
     public init(parsing b: UnsafeRawBufferPointer) throws(WireError) {
-        guard b.count >= 3 else { throw .badOptionLength }
+        guard b.count >= 3, b.count <= InlineBytes40.capacity else { throw .badOptionLength }
         let st = b.u8(2) >> 4
         switch st {
         case 0: self = .mpCapable(try MPCapable(parsing: b))

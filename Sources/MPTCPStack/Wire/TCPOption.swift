@@ -103,6 +103,8 @@ public enum TCPOption: Equatable, Hashable, Sendable {
     /// `TCPOptionIterator` (for EOL: EOL plus the trailing padding).
     public init(parsing b: UnsafeRawBufferPointer) throws(WireError) {
         guard b.count >= 1 else { throw .truncated }
+        // No option outgrows a 40-byte option area (and InlineBytes40 holds no more).
+        guard b.count <= InlineBytes40.capacity else { throw .optionOverrun }
         let kind = b.u8(0)
         switch kind {
         case TCPOptionKind.endOfList:
