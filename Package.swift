@@ -24,18 +24,20 @@ let package = Package(
                        pkgConfig: "libnetfilter_queue", providers: [.apt(["libnetfilter-queue-dev"])]),
         .systemLibrary(name: "CMnl", path: "Sources/CMnl",
                        pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
         // The protocol engine: pure Swift, no syscalls, no Foundation.
         .target(name: "MPTCPStack",
                 dependencies: [
                     .product(name: "Crypto", package: "swift-crypto"),
                     .product(name: "DequeModule", package: "swift-collections"),
+                    .product(name: "HeapModule", package: "swift-collections"),
                 ]),
 
         // The I/O shell: pcap files, NFQUEUE, raw sockets, CLI helpers.
         .target(name: "Translator",
                 dependencies: [
-                    "MPTCPStack", "CPcap", "CNetfilterQueue", "CMnl",
+                    "MPTCPStack", "CPcap", "CNetfilterQueue", "CMnl", "CLinux",
                     .product(name: "Logging", package: "swift-log"),
                 ]),
 

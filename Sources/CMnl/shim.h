@@ -1,3 +1,2 @@
+#include <netinet/in.h>
 #include <libmnl/libmnl.h>
-#include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_queue.h>

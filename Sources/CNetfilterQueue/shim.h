@@ -1,5 +1,9 @@
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <libnetfilter_queue/libnetfilter_queue.h>
-#include <libnetfilter_queue/pktbuff.h>
+#include <netinet/in.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Glibc
+import Logging
+import MPTCPStack
 import Translator
 
 @main
@@ -6,8 +9,151 @@ struct NfqMptcp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nfq-mptcp",
         abstract: "Packet-level TCP <-> MPTCP v1 translator for Linux gateways (NFQUEUE).",
-        subcommands: [Inspect.self]
+        subcommands: [Run.self, Inspect.self, Replay.self],
+        defaultSubcommand: Run.self
     )
+}
+
+/// Engine settings shared by the daemon and replay.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Bytes taken off the MSS the server announces to LAN clients (room for DSS).")
+    var mssClamp: UInt16 = 28
+
+    @Flag(help: "Ask MPTCP peers for DSS checksums (MP_CAPABLE flag A).")
+    var checksums = false
+
+    @Option(help: "Seconds a closed connection is remembered.")
+    var timeWait: Double = 60
+
+    @Option(help: "Seconds of silence after which a connection is forgotten.")
+    var idleTimeout: Double = 7200
+
+    @Option(help: "Most connections tracked at once.")
+    var maxConnections = 65_536
+
+    var config: EngineConfig {
+        var c = EngineConfig()
+        c.mssClamp = mssClamp
+        c.requestChecksums = checksums
+        c.timeWait = .milliseconds(Int64(timeWait * 1000))
+        c.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        c.maxConnections = maxConnections
+        return c
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the translator on an NFQUEUE (the default command).",
+        discussion: """
+        Packets queued from the LAN interfaces and uplinks (iptables raw PREROUTING, -j NFQUEUE) are \
+        translated: plain TCP from the LAN becomes MPTCP v1 towards MPTCP-capable servers; servers that \
+        answer plain TCP get plain TCP. With --install-rules the daemon adds the iptables rules it needs \
+        and removes them when it exits (SIGINT, SIGTERM). SIGUSR1 logs the counters.
+        """
+    )
+
+    @Option(help: "NFQUEUE number.")
+    var queue: UInt16 = 0
+
+    @Option(help: "LAN interface (plain TCP hosts). Repeatable.")
+    var lan: [String] = []
+
+    @Option(help: "Uplink interface (towards MPTCP peers). Repeatable.")
+    var uplink: [String] = []
+
+    @Flag(help: "Install the iptables rules at start and remove them at exit.")
+    var installRules = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(help: "Log the counters every this many seconds (0: only at exit and on SIGUSR1).")
+    var statsInterval: Double = 0
+
+    @Option(help: "Record every queued packet and its output to this pcap (for `replay`).")
+    var record: String?
+
+    @Option(help: "Seed the key generator (tests and recordings only: keys become predictable).")
+    var seed: UInt64?
+
+    @OptionGroup var engine: EngineOptions
+
+    func validate() throws {
+        if lan.isEmpty { throw ValidationError("give at least one --lan interface") }
+        if uplink.isEmpty { throw ValidationError("give at least one --uplink interface") }
+        guard let _ = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
+    }
+
+    func run() throws {
+        var logger = Logger(label: "nfq-mptcp")
+        logger.logLevel = Logger.Level(rawValue: logLevel)!
+        guard geteuid() == 0 else { throw ValidationError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
+        let ifaces = try InterfaceMap(lan: lan, uplinks: uplink)
+        let rules = Rules(queue: queue, interfaces: lan + uplink, logger: logger)
+        if installRules {
+            do { try rules.install() } catch {
+                rules.remove()
+                throw ValidationError("installing iptables rules: \(error)")
+            }
+        }
+        defer { if installRules { rules.remove() } }
+        let q: NFQueue
+        do { q = try NFQueue(number: queue) } catch { throw ValidationError("\(error)") }
+        logger.info("queue \(queue) bound", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
+        if let seed {
+            try serve(Engine(config: engine.config, random: SeededRandom(seed: seed)), q, ifaces, logger)
+        } else {
+            try serve(Engine(config: engine.config, random: SystemRandomNumberGenerator()), q, ifaces, logger)
+        }
+    }
+
+    func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ logger: Logger) throws {
+        let d = Daemon(engine: e, queue: q, interfaces: i, logger: logger)
+        if let record { d.recorder = try Recorder(path: record) }
+        try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Feed a capture through the engine offline and write what it emits.",
+        discussion: """
+        Input: a capture made with `run --record` (it knows each packet's side), or any capture with \
+        --lan prefixes saying which sources are LAN hosts. Output: Linux cooked v2 pcap with inputs \
+        (packet type 0) and outputs (packet type 4). Deterministic for a given seed.
+        """
+    )
+
+    @Option(name: .customLong("in"), help: "Input capture.")
+    var input: String
+
+    @Option(name: .customLong("out"), help: "Output capture.")
+    var output: String
+
+    @Option(help: "Seed of the key generator.")
+    var seed: UInt64 = 1
+
+    @Option(help: "LAN prefix (CIDR) for captures without side information. Repeatable.")
+    var lan: [String] = []
+
+    @OptionGroup var engine: EngineOptions
+
+    func run() throws {
+        var prefixes: [(IPAddress, Int)] = []
+        for p in lan {
+            let parts = p.split(separator: "/")
+            guard parts.count == 2, let a = IPAddress(String(parts[0])), let l = Int(parts[1]) else {
+                throw ValidationError("bad prefix '\(p)' (want ADDR/LEN)")
+            }
+            prefixes.append((a, l))
+        }
+        let e = Engine(config: engine.config, random: SeededRandom(seed: seed))
+        let r = try Replayer.run(input: input, output: output, engine: e, rule: .init(lanPrefixes: prefixes))
+        print("replayed \(r.inputs) packets: \(r.outputs) out, \(r.drops) dropped; connections \(r.stats.connectionsOpened) "
+            + "(mptcp \(r.stats.connectionsMPTCP), fallback \(r.stats.connectionsFallback))")
+    }
 }
 
 struct Inspect: ParsableCommand {
@@ -16,8 +162,8 @@ struct Inspect: ParsableCommand {
         discussion: """
         Reads pcap or pcapng (Ethernet, Linux cooked v1/v2, raw IP, loopback). For MPTCP it shows every \
         field of every subtype, derives tokens and IDSNs from keys seen on the wire, and verifies MP_JOIN \
-        and ADD_ADDR HMACs and MP_FASTCLOSE keys when the connection's keys were captured. Malformed \
-        options are shown with the reason and never stop the run.
+        and ADD_ADDR HMACs, MP_FASTCLOSE keys and DSS checksums when the connection's keys were captured. \
+        Malformed options are shown with the reason and never stop the run.
         """
     )
 

@@ -1,0 +1,130 @@
+// Per-connection state of the translator.
+
+/// One end of a TCP connection.
+public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+    public init(address: IPAddress, port: UInt16) { self.address = address; self.port = port }
+    public var description: String {
+        switch address {
+        case .v4: return "\(address):\(port)"
+        case .v6: return "[\(address)]:\(port)"
+        }
+    }
+}
+
+/// A connection as its initial 4-tuple, oriented from the LAN client to the server.
+public struct FlowKey: Hashable, Sendable {
+    public var client: Endpoint
+    public var server: Endpoint
+    public init(client: Endpoint, server: Endpoint) { self.client = client; self.server = server }
+}
+
+/// The last DSS mapping received on a subflow (RFC 8684 §3.3.1).
+struct PeerMapping {
+    var dsn: UInt64 = 0
+    /// Relative to the peer's subflow ISN.
+    var ssn: UInt32 = 0
+    /// Data-level length, including 1 for a DATA_FIN.
+    var length: UInt32 = 0
+    var dataFin = false
+    var valid = false
+
+    /// The DSN of relative subflow sequence `r`, if this mapping covers it.
+    func dsn(atRelative r: UInt32) -> UInt64? {
+        guard valid else { return nil }
+        let off = r &- ssn
+        guard off < length else { return nil }
+        return dsn &+ UInt64(off)
+    }
+}
+
+/// A translated connection (initiator role: the LAN host speaks plain TCP,
+/// the peer beyond the uplink speaks MPTCP v1).
+struct Connection {
+    enum Phase: UInt8 {
+        /// Client SYN sent on with MP_CAPABLE; waiting for the SYN/ACK.
+        case synSent
+        /// MPTCP negotiated: segments are translated.
+        case established
+        /// The peer answered as plain TCP (or MPTCP was lost): pass untouched.
+        case fallback
+        /// Reset or fully closed; remembered until `deadline`.
+        case closed
+    }
+
+    var phase: Phase = .synSent
+    var key: FlowKey
+    var generation: UInt32 = 0
+    var uplink: UInt8 = 0
+
+    // Initial subflow sequence spaces. The initial subflow keeps the client's
+    // ISN towards the peer and the peer's ISN towards the client.
+    var clientISN: TCPSeq
+    var serverISN = TCPSeq(0)
+
+    // Keys (RFC 8684 §3.1): ours on behalf of the client, and the peer's.
+    var localKey: UInt64
+    var localIDSN: UInt64
+    var remoteKey: UInt64 = 0
+    var remoteIDSN: UInt64 = 0
+    var checksums = false
+    /// True once the peer has sent a DSS: our MP_CAPABLE reached it (§3.1).
+    var fullyEstablished = false
+
+    // Data level.
+    /// Highest DATA_ACK received from the peer (covers our upload).
+    var peerDataAck: UInt64 = 0
+    var havePeerDataAck = false
+    /// Highest DSN we have told the peer about (upload direction), for expanding.
+    var lastUploadDSN: UInt64 = 0
+    var peerMapping = PeerMapping()
+    /// DSN of the peer's DATA_FIN, once seen.
+    var peerDataFinDSN: UInt64?
+    var clientFinSeq: TCPSeq?
+    var clientFinAcked = false
+    var peerFinForwarded = false
+    var peerFinAcked = false
+
+    // Subflow level (the initial subflow).
+    /// One past the highest peer sequence seen (data and FIN): caps the
+    /// subflow-level ACK we send, which must not cover what was not sent.
+    var peerSndMax = TCPSeq(0)
+    /// One past the highest client-space sequence delivered to the client.
+    var deliveredMax = TCPSeq(0)
+
+    var lastSeen: Instant
+    var deadline: Instant
+
+    init(key: FlowKey, clientISN: TCPSeq, localKey: UInt64, now: Instant, deadline: Instant) {
+        self.key = key
+        self.clientISN = clientISN
+        self.localKey = localKey
+        self.localIDSN = MPTCPCrypto.idsn(key: localKey)
+        self.lastUploadDSN = localIDSN &+ 1
+        self.lastSeen = now
+        self.deadline = deadline
+    }
+
+    /// DSN of a client-space sequence number in the upload direction.
+    func uploadDSN(_ seq: TCPSeq) -> UInt64 {
+        let low = UInt32(truncatingIfNeeded: localIDSN) &+ (seq.rawValue &- clientISN.rawValue)
+        return DataSeq.expand(low32: low, near: DataSeq(lastUploadDSN)).rawValue
+    }
+
+    /// DSN acknowledged by a client ACK number (download direction).
+    func downloadDSN(ofClientAck ack: TCPSeq, near: UInt64) -> UInt64 {
+        let low = UInt32(truncatingIfNeeded: remoteIDSN) &+ (ack.rawValue &- serverISN.rawValue)
+        return DataSeq.expand(low32: low, near: DataSeq(near)).rawValue
+    }
+
+    /// Client-space sequence number of a download DSN.
+    func clientSeq(ofDownloadDSN dsn: UInt64) -> TCPSeq {
+        serverISN + UInt32(truncatingIfNeeded: dsn &- remoteIDSN)
+    }
+
+    /// Client-space ACK number for a DATA_ACK of our upload.
+    func clientAck(ofDataAck a: UInt64) -> TCPSeq {
+        clientISN + UInt32(truncatingIfNeeded: a &- localIDSN)
+    }
+}

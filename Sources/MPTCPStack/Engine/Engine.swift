@@ -1,0 +1,446 @@
+import HeapModule
+
+/// The translator engine: pure and deterministic. Packets go in with the
+/// side they came from and the time; a verdict comes out (with rewritten
+/// headers in `headerBuffer`). Keys come from the injected generator, so a
+/// run is reproducible from its inputs and a seed.
+///
+/// Initiator role: a plain TCP client on the LAN, an MPTCP v1 peer beyond an
+/// uplink. The initial subflow keeps the connection's 4-tuple and both
+/// sequence spaces; the engine adds MP_CAPABLE / DSS towards the peer and
+/// removes them towards the client, translating DATA_ACK <-> ACK and
+/// DATA_FIN <-> FIN.
+public final class Engine<RNG: RandomNumberGenerator> {
+    public let config: EngineConfig
+    public private(set) var stats = EngineStats()
+    private var rng: RNG
+
+    private var conns: [Connection?] = []
+    private var free: [Int] = []
+    private var table: [FlowKey: Int] = [:]
+    private var tokens: Set<UInt32> = []
+
+    private struct Deadline: Comparable {
+        var at: Instant
+        var handle: Int
+        var generation: UInt32
+        static func < (a: Deadline, b: Deadline) -> Bool { a.at < b.at }
+    }
+    private var deadlines = Heap<Deadline>()
+
+    /// New IP + TCP headers of the last `.rewrite` verdict.
+    public let headerBuffer: UnsafeMutableRawBufferPointer
+    private let writer: SegmentWriter
+    private var nextGeneration: UInt32 = 1
+
+    public init(config: EngineConfig = EngineConfig(), random: RNG) {
+        self.config = config
+        self.rng = random
+        headerBuffer = .allocate(byteCount: 512, alignment: 8)
+        writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
+        conns.reserveCapacity(1024)
+    }
+
+    deinit {
+        headerBuffer.deallocate()
+        writer.options.deallocate()
+    }
+
+    /// Connections currently tracked (including closed ones in TIME_WAIT).
+    public var connectionCount: Int { table.count }
+
+    /// The earliest time `handleTimeout` has work to do, if any.
+    public var nextDeadline: Instant? { deadlines.min?.at }
+
+    // MARK: - Events
+
+    /// Handles one IP packet that entered on `side`. `gso` says the packet is
+    /// a GSO super-segment (its TCP checksum is then left to the kernel).
+    public func handle(packet: UnsafeRawBufferPointer, side: Side, gso: Bool = false, now: Instant) -> Verdict {
+        stats.packets &+= 1
+        let v: TCPPacketView
+        do { v = try TCPPacketView(packet) } catch {
+            if error == .notTCP { stats.notTCP &+= 1 } else { stats.malformed &+= 1 }
+            return .accept
+        }
+        let src = Endpoint(address: v.source, port: v.tcp.sourcePort)
+        let dst = Endpoint(address: v.destination, port: v.tcp.destinationPort)
+        switch side {
+        case .lan:
+            let key = FlowKey(client: src, server: dst)
+            if v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) {
+                return clientSYN(v, key: key, now: now, gso: gso)
+            }
+            guard let h = table[key] else { stats.untracked &+= 1; return .accept }
+            return fromClient(v, handle: h, now: now, gso: gso)
+        case .uplink(let u):
+            let key = FlowKey(client: dst, server: src)
+            guard let h = table[key] else { stats.untracked &+= 1; return .accept }
+            conns[h]!.uplink = u
+            return fromPeer(v, handle: h, now: now, gso: gso)
+        }
+    }
+
+    /// Expires idle and closed connections whose time has come.
+    public func handleTimeout(now: Instant) {
+        while let d = deadlines.min, d.at <= now {
+            _ = deadlines.popMin()
+            guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
+            if c.phase == .closed {
+                remove(d.handle)
+            } else if c.lastSeen + config.idleTimeout <= now {
+                stats.connectionsExpired &+= 1
+                remove(d.handle)
+            } else {
+                deadlines.insert(Deadline(at: c.lastSeen + config.idleTimeout, handle: d.handle, generation: c.generation))
+            }
+        }
+    }
+
+    // MARK: - Table
+
+    private func insert(_ c: Connection) -> Int {
+        var c = c
+        c.generation = nextGeneration
+        nextGeneration &+= 1
+        let h: Int
+        if let f = free.popLast() { h = f; conns[h] = c } else { h = conns.count; conns.append(c) }
+        table[c.key] = h
+        tokens.insert(MPTCPCrypto.token(key: c.localKey))
+        deadlines.insert(Deadline(at: c.deadline, handle: h, generation: c.generation))
+        stats.connectionsOpened &+= 1
+        return h
+    }
+
+    private func remove(_ h: Int) {
+        guard let c = conns[h] else { return }
+        if table[c.key] == h { table[c.key] = nil }
+        tokens.remove(MPTCPCrypto.token(key: c.localKey))
+        conns[h] = nil
+        free.append(h)
+    }
+
+    private func close(_ h: Int, now: Instant, reset: Bool) {
+        guard conns[h]!.phase != .closed else { return }
+        conns[h]!.phase = .closed
+        if reset { stats.connectionsReset &+= 1 } else { stats.connectionsClosed &+= 1 }
+        let at = now + config.timeWait
+        conns[h]!.deadline = at
+        deadlines.insert(Deadline(at: at, handle: h, generation: conns[h]!.generation))
+    }
+
+    /// A fresh local key whose token no tracked connection uses (§3.2).
+    private func freshKey() -> UInt64 {
+        while true {
+            let k = rng.next()
+            if !tokens.contains(MPTCPCrypto.token(key: k)) { return k }
+        }
+    }
+
+    // MARK: - Client (LAN) side
+
+    private func clientSYN(_ v: TCPPacketView, key: FlowKey, now: Instant, gso: Bool) -> Verdict {
+        let opts = TCPOptionSummary(parsing: v.tcp.optionArea)
+        if let h = table[key] {
+            if conns[h]!.clientISN == v.tcp.seq && conns[h]!.phase == .synSent {
+                return rewriteClientSYN(v, handle: h, gso: gso) // retransmitted SYN: same key
+            }
+            remove(h) // port reuse: the old connection is gone from the client's view
+        }
+        // A LAN host that speaks MPTCP itself, a SYN with data (TFO) or one
+        // with no option room left passes as plain TCP, untracked.
+        if opts.present.intersection(.anyMPTCP) != [] || !v.tcp.payload.isEmpty || opts.usedLength + 4 > 40 {
+            if opts.usedLength + 4 > 40 { stats.noOptionRoom &+= 1 }
+            stats.untracked &+= 1
+            return .accept
+        }
+        guard table.count < config.maxConnections else { stats.tableFull &+= 1; return .accept }
+        let c = Connection(key: key, clientISN: v.tcp.seq, localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
+        let h = insert(c)
+        return rewriteClientSYN(v, handle: h, gso: gso)
+    }
+
+    private func rewriteClientSYN(_ v: TCPPacketView, handle h: Int, gso: Bool) -> Verdict {
+        var flags = MPCapable.flagHMACSHA256
+        if config.requestChecksums { flags |= MPCapable.flagChecksumRequired }
+        let added = AddedOptions(first: .mptcp_mpCapable(MPCapable(version: 1, flags: flags)))
+        return emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
+                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+    }
+
+    private func fromClient(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
+        conns[h]!.lastSeen = now
+        let t = v.tcp
+        switch conns[h]!.phase {
+        case .fallback:
+            stats.passedFallback &+= 1
+            return .accept
+        case .synSent:
+            if t.has(TCPFlags.rst) { close(h, now: now, reset: true) }
+            return .accept
+        case .closed:
+            if t.has(TCPFlags.rst) { return .accept }
+            // Late ACKs of a closed connection still get translated below
+            // (the peer may be waiting for the last ACK of its FIN).
+        case .established:
+            break
+        }
+        var c = conns[h]!
+        defer { conns[h] = c }
+
+        if t.has(TCPFlags.rst) {
+            // The client aborted: abort the MPTCP connection too (§3.5, option B).
+            let added = AddedOptions(first: .mpFastclose(MPFastclose(receiverKey: c.remoteKey)),
+                                     second: .mpTCPRST(MPTCPRst(reason: 0)))
+            let ack = t.has(TCPFlags.ack) ? subflowAck(c, clientAck: t.ack) : t.ack
+            conns[h] = c
+            close(h, now: now, reset: true)
+            c = conns[h]!
+            stats.fastcloseSent &+= 1
+            return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
+                        policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+        }
+        guard t.has(TCPFlags.ack) else { return .accept }
+
+        let n = UInt32(t.payload.count)
+        let fin = t.has(TCPFlags.fin)
+        let rel = t.seq.rawValue &- c.clientISN.rawValue
+        var dataAck = c.remoteIDSN &+ 1
+        if c.serverISN != TCPSeq(0) || c.fullyEstablished {
+            dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.peerMapping.dsn)
+        }
+        if fin { c.clientFinSeq = t.seq + n }
+        if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
+
+        var added = AddedOptions()
+        if !c.fullyEstablished && n == 0 && !fin {
+            // Third ACK (and pure ACKs until the peer shows it has our key):
+            // MP_CAPABLE with both keys (§3.1).
+            added.first = .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey))
+        } else if !c.fullyEstablished && n > 0 && rel == 1 && !fin {
+            // First data: both keys and the data-level length (§3.1), in case
+            // the third ACK was lost. DSN = IDSN+1 and subflow seq 1 are implied.
+            var mpc = MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey,
+                                dataLevelLength: UInt16(truncatingIfNeeded: n))
+            if c.checksums {
+                mpc.checksum = DSSChecksum.compute(dsn: c.localIDSN &+ 1, subflowSeq: 1, length: UInt16(truncatingIfNeeded: n), payload: t.payload)
+            }
+            added.first = .mpCapable(mpc)
+            c.lastUploadDSN = c.localIDSN &+ 1 &+ UInt64(n)
+        } else {
+            var dss = DSS(dataAck: dataAck, dataAck8: true)
+            if n > 0 || fin {
+                let dsn = c.uploadDSN(t.seq)
+                let len = n + (fin ? 1 : 0)
+                guard len <= 0xffff else { stats.dropped[Int(DropReason.tooBig.rawValue)] &+= 1; return .drop(.tooBig) }
+                // A DATA_FIN alone (no data) is mapped with subflow seq 0 (§3.3.3).
+                let ssn = n == 0 ? 0 : rel
+                var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: UInt16(len))
+                if c.checksums {
+                    m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: UInt16(len), payload: t.payload)
+                }
+                dss = DSS(dataAck: dataAck, dataAck8: true, mapping: m, dsn8: true, dataFin: fin)
+                let end = dsn &+ UInt64(len)
+                if end &- c.lastUploadDSN < (1 << 62) { c.lastUploadDSN = end }
+            }
+            added.first = .dss(dss)
+        }
+        stats.translatedToPeer &+= 1
+        let ack = subflowAck(c, clientAck: t.ack)
+        return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
+                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+    }
+
+    private func capableFlags(_ c: Connection) -> UInt8 {
+        MPCapable.flagHMACSHA256 | (c.checksums ? MPCapable.flagChecksumRequired : 0)
+    }
+
+    /// The subflow-level ACK for a client ACK: the same number, but never
+    /// beyond what the peer has sent on the subflow (the client may already
+    /// acknowledge a FIN that stands for the peer's DATA_FIN).
+    private func subflowAck(_ c: Connection, clientAck: TCPSeq) -> TCPSeq {
+        if c.peerSndMax != TCPSeq(0) && c.peerSndMax < clientAck { return c.peerSndMax }
+        return clientAck
+    }
+
+    // MARK: - Peer (uplink) side
+
+    private func fromPeer(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
+        conns[h]!.lastSeen = now
+        let t = v.tcp
+        let opts = TCPOptionSummary(parsing: t.optionArea)
+        var c = conns[h]!
+        defer { conns[h] = c }
+
+        switch c.phase {
+        case .fallback:
+            stats.passedFallback &+= 1
+            return .accept
+        case .synSent:
+            guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == c.clientISN + 1 else {
+                if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]! }
+                return .accept
+            }
+            guard opts.has(.mpCapable), opts.mpCapable.version == 1, let key = opts.mpCapable.senderKey,
+                  opts.mpCapable.hmacSHA256 else {
+                // A plain TCP server (or MPTCP stripped on the way): plain TCP
+                // for the connection's whole life (§3.7).
+                c.phase = .fallback
+                stats.connectionsFallback &+= 1
+                return .accept
+            }
+            c.remoteKey = key
+            c.remoteIDSN = MPTCPCrypto.idsn(key: key)
+            c.serverISN = t.seq
+            c.peerSndMax = t.seq + 1
+            c.deliveredMax = t.seq + 1
+            c.peerMapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
+            c.checksums = config.requestChecksums || opts.mpCapable.checksumRequired
+            c.phase = .established
+            stats.connectionsMPTCP &+= 1
+            return rewriteSynAck(v, gso: gso)
+        case .established, .closed:
+            if t.has(TCPFlags.syn) {
+                // A retransmitted SYN/ACK: rewrite it the same way.
+                guard t.seq == c.serverISN else { return .accept }
+                return rewriteSynAck(v, gso: gso)
+            }
+        }
+
+        if t.has(TCPFlags.rst) || opts.has(.mpFastclose) {
+            if opts.has(.mpFastclose) { stats.fastcloseReceived &+= 1 }
+            let wasClosed = c.phase == .closed
+            conns[h] = c
+            close(h, now: now, reset: true)
+            c = conns[h]!
+            if wasClosed && !t.has(TCPFlags.rst) { return .drop(.closed) }
+            // Reset the client at the sequence it expects next.
+            let seq = c.deliveredMax
+            stats.translatedToLAN &+= 1
+            return emit(v, seq: seq, ack: c.clientAck(ofDataAck: c.peerDataAck), flags: TCPFlags.rst | TCPFlags.ack,
+                        window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false,
+                        dropPayload: true)
+        }
+
+        let n = UInt32(t.payload.count)
+        let rel = t.seq.rawValue &- c.serverISN.rawValue
+        var end = t.seq + n
+        if t.has(TCPFlags.fin) { end = end + 1 }
+        if c.peerSndMax < end { c.peerSndMax = end }
+
+        var hadSignalling = false
+        if opts.has(.dss) {
+            c.fullyEstablished = true
+            let d = opts.dss
+            if let a = d.dataAck {
+                let full = d.dataAckIs8 ? a : DataSeq.expand(low32: UInt32(truncatingIfNeeded: a),
+                                                              near: DataSeq(c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1)).rawValue
+                if !c.havePeerDataAck || full &- c.peerDataAck < (1 << 62) {
+                    c.peerDataAck = full
+                    c.havePeerDataAck = true
+                }
+                if let cf = c.clientFinSeq, c.clientAck(ofDataAck: c.peerDataAck) == cf + 1 { c.clientFinAcked = true }
+            }
+            if let m = d.mapping {
+                let near = c.peerMapping.valid ? c.peerMapping.dsn : c.remoteIDSN &+ 1
+                let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
+                if c.checksums, let cs = m.checksum, Int(m.length) == t.payload.count, n > 0,
+                   !DSSChecksum.verify(dsn: dsn, subflowSeq: m.subflowSeq, length: m.length, checksum: cs, payload: t.payload) {
+                    stats.dssChecksumFailed &+= 1
+                    return .drop(.badMPTCP)
+                }
+                if d.dataFin && m.length == 1 && n == 0 {
+                    c.peerDataFinDSN = dsn // DATA_FIN alone (§3.3.3)
+                } else {
+                    if m.length == 0 {
+                        // Infinite mapping: the peer fell back to TCP (§3.7).
+                        c.phase = .fallback
+                        stats.connectionsFallback &+= 1
+                        return .accept
+                    }
+                    c.peerMapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
+                    if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
+                }
+            }
+        } else if !c.fullyEstablished && n > 0 && !opts.present.contains(.mpCapable) {
+            // Data with no MPTCP option before any DSS: a middlebox removed
+            // MPTCP. Continue as plain TCP (§3.7).
+            c.phase = .fallback
+            stats.connectionsFallback &+= 1
+            return .accept
+        }
+        if opts.present.intersection([.addAddr, .removeAddr, .mpPrio]) != [] { hadSignalling = true }
+
+        // Sequence number towards the client: from the DSN of the first byte.
+        var seq = t.seq
+        var flags = t.flags & ~TCPFlags.fin
+        if n > 0 {
+            guard let dsn = c.peerMapping.dsn(atRelative: rel) else {
+                stats.dropped[Int(DropReason.unmapped.rawValue)] &+= 1
+                return .drop(.unmapped)
+            }
+            seq = c.clientSeq(ofDownloadDSN: dsn)
+            if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
+        } else if let f = c.peerDataFinDSN {
+            // DATA_FIN (alone or again with the subflow FIN): a FIN for the client.
+            seq = c.clientSeq(ofDownloadDSN: f)
+            flags |= TCPFlags.fin
+            c.peerFinForwarded = true
+        } else {
+            seq = c.deliveredMax
+        }
+        let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
+        if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
+
+        let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : t.ack
+        if hadSignalling && n == 0 && flags & TCPFlags.fin == 0 && !opts.has(.dss) {
+            // Only ADD_ADDR / REMOVE_ADDR / MP_PRIO: nothing for the client
+            // (forwarding it would look like a duplicate ACK).
+            stats.dropped[Int(DropReason.signallingOnly.rawValue)] &+= 1
+            return .drop(.signallingOnly)
+        }
+        if c.clientFinAcked && c.peerFinForwarded && t.has(TCPFlags.fin) {
+            // Both sides have closed at data level and the peer's subflow FIN
+            // is here: the connection is done once the client ACKs it.
+            conns[h] = c
+            close(h, now: now, reset: false)
+            c = conns[h]!
+        }
+        stats.translatedToLAN &+= 1
+        return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
+                    policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false)
+    }
+
+    private func rewriteSynAck(_ v: TCPPacketView, gso: Bool) -> Verdict {
+        emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
+             policy: OptionPolicy(dropMPTCP: true, mssLimit: nil, mssClamp: config.mssClamp),
+             added: AddedOptions(), gso: gso, toPeer: false)
+    }
+
+    // MARK: - Emission
+
+    private func emit(_ v: TCPPacketView, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+                      policy: OptionPolicy, added: AddedOptions, gso: Bool, toPeer: Bool,
+                      dropPayload: Bool = false) -> Verdict {
+        guard let optLen = writer.buildOptions(original: v.tcp.optionArea, policy: policy, added: added, stats: &stats) else {
+            stats.noOptionRoom &+= 1
+            return .accept
+        }
+        let options = UnsafeRawBufferPointer(rebasing: writer.options[0 ..< optLen])
+        guard let hl = SegmentWriter.writeHeaders(into: headerBuffer, original: v, seq: seq, ack: ack, flags: flags,
+                                                  window: window, options: options, computeChecksum: !gso,
+                                                  payloadIncluded: !dropPayload) else {
+            stats.dropped[Int(DropReason.tooBig.rawValue)] &+= 1
+            return .drop(.tooBig)
+        }
+        return .rewrite(headerLength: hl, payloadOffset: dropPayload ? v.ip.count : v.tcpOffset + v.tcp.headerLength)
+    }
+}
+
+extension AddedOptions {
+    init(first: MPTCPOption?) { self.init(first: first, second: nil) }
+}
+
+extension MPTCPOption {
+    static func mptcp_mpCapable(_ m: MPCapable) -> MPTCPOption { .mpCapable(m) }
+}

@@ -1,0 +1,105 @@
+// The engine's vocabulary: time, sides, verdicts, configuration, counters.
+
+/// Monotonic time in nanoseconds, supplied by the caller with every event.
+public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var nanoseconds: UInt64
+    @inlinable public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+    public static func seconds(_ s: Double) -> Instant { Instant(nanoseconds: UInt64(s * 1e9)) }
+    @inlinable public static func < (a: Instant, b: Instant) -> Bool { a.nanoseconds < b.nanoseconds }
+    @inlinable public static func + (a: Instant, d: Duration) -> Instant {
+        let (s, a2) = d.components
+        return Instant(nanoseconds: a.nanoseconds &+ UInt64(s) &* 1_000_000_000 &+ UInt64(a2 / 1_000_000_000))
+    }
+    public var description: String { "\(Double(nanoseconds) / 1e9)s" }
+}
+
+/// Where a packet entered the gateway.
+public enum Side: Equatable, Hashable, Sendable {
+    /// From the LAN: plain TCP hosts behind this gateway.
+    case lan
+    /// From uplink number `index` (0-based, as configured).
+    case uplink(UInt8)
+}
+
+/// Why the engine dropped a packet (each counted in `EngineStats`).
+public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// A pure ACK that only carried MPTCP signalling for the gateway.
+    case signallingOnly
+    /// Data from the peer that no DSS mapping covers.
+    case unmapped
+    /// Malformed or inconsistent MPTCP from the peer.
+    case badMPTCP
+    /// A segment for a connection the engine is tearing down.
+    case closed
+    /// The rewritten packet would exceed 65535 bytes (cap the LAN's GSO size).
+    case tooBig
+
+    public var description: String {
+        switch self {
+        case .signallingOnly: return "signalling-only"
+        case .unmapped: return "unmapped"
+        case .badMPTCP: return "bad-mptcp"
+        case .closed: return "closed"
+        case .tooBig: return "too-big"
+        }
+    }
+}
+
+/// What to do with the packet that was handed in.
+public enum Verdict: Equatable, Sendable {
+    /// Let it through unchanged.
+    case accept
+    /// Drop it.
+    case drop(DropReason)
+    /// Let through the rewritten packet: the new IP and TCP headers are the
+    /// first `headerLength` bytes of the engine's header buffer and the
+    /// payload is the original packet's bytes from `payloadOffset` on.
+    case rewrite(headerLength: Int, payloadOffset: Int)
+}
+
+/// Engine settings (the daemon maps its command line onto these).
+public struct EngineConfig: Sendable {
+    /// Bytes subtracted from the MSS the server announces to the LAN client,
+    /// so that DSS (up to 28 bytes with an 8-byte DATA_ACK, 8-byte DSN and
+    /// checksum) always fits beside timestamps in an MTU-sized segment.
+    public var mssClamp: UInt16 = 28
+    /// Ask for DSS checksums (MP_CAPABLE flag A). Linux does not by default.
+    public var requestChecksums = false
+    /// A connection with no packet for this long is forgotten.
+    public var idleTimeout: Duration = .seconds(7200)
+    /// How long a closed connection is remembered (for retransmitted FINs).
+    public var timeWait: Duration = .seconds(60)
+    /// Most connections tracked at once; further SYNs pass as plain TCP.
+    public var maxConnections = 65_536
+
+    public init() {}
+}
+
+/// Counters: what the engine did, by kind. Nothing is logged per packet.
+public struct EngineStats: Sendable, Equatable {
+    public var packets: UInt64 = 0
+    public var notTCP: UInt64 = 0
+    public var malformed: UInt64 = 0
+    /// Packets of flows the engine does not track (passed unchanged).
+    public var untracked: UInt64 = 0
+    public var translatedToPeer: UInt64 = 0
+    public var translatedToLAN: UInt64 = 0
+    public var passedFallback: UInt64 = 0
+    public var connectionsOpened: UInt64 = 0
+    public var connectionsMPTCP: UInt64 = 0
+    public var connectionsFallback: UInt64 = 0
+    public var connectionsClosed: UInt64 = 0
+    public var connectionsReset: UInt64 = 0
+    public var connectionsExpired: UInt64 = 0
+    public var tableFull: UInt64 = 0
+    public var noOptionRoom: UInt64 = 0
+    public var sackDropped: UInt64 = 0
+    public var dssChecksumFailed: UInt64 = 0
+    public var fastcloseReceived: UInt64 = 0
+    public var fastcloseSent: UInt64 = 0
+    public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+
+    public init() {}
+
+    public func dropped(_ r: DropReason) -> UInt64 { dropped[Int(r.rawValue)] }
+}

@@ -1,0 +1,150 @@
+import CLinux
+import Glibc
+import Logging
+import MPTCPStack
+
+/// Monotonic clock for the engine.
+public enum MonotonicClock {
+    public static func now() -> Instant {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Instant(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+    }
+}
+
+/// Which side each input interface is on.
+public struct InterfaceMap {
+    public var sides: [UInt32: Side] = [:]
+    public var names: [UInt32: String] = [:]
+
+    /// Resolves interface names; throws for one that does not exist.
+    public init(lan: [String], uplinks: [String]) throws {
+        for n in lan { let i = try Self.index(n); sides[i] = .lan; names[i] = n }
+        for (k, n) in uplinks.enumerated() { let i = try Self.index(n); sides[i] = .uplink(UInt8(k)); names[i] = n }
+    }
+
+    public static func index(_ name: String) throws -> UInt32 {
+        let i = if_nametoindex(name)
+        guard i != 0 else { throw QueueError(message: "unknown interface '\(name)' (see: ip link)") }
+        return i
+    }
+}
+
+/// The daemon's event loop: queue in, engine, verdicts out; timers; signals.
+public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
+    public let engine: Engine<RNG>
+    public let queue: Q
+    public let interfaces: InterfaceMap
+    public var logger: Logger
+    public private(set) var unknownInterface: UInt64 = 0
+    public private(set) var verdictErrors: UInt64 = 0
+    /// Writes every input and output packet when set (`--record`).
+    public var recorder: Recorder?
+
+    public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, logger: Logger) {
+        self.engine = engine
+        self.queue = queue
+        self.interfaces = interfaces
+        self.logger = logger
+    }
+
+    /// Handles one queued packet: every packet gets a verdict.
+    @inline(__always)
+    func process(_ p: QueuedPacket, now: Instant) {
+        guard let side = interfaces.sides[p.inputInterface] else {
+            unknownInterface &+= 1
+            do { try queue.accept(p.id) } catch { verdictErrors &+= 1 }
+            return
+        }
+        let v = engine.handle(packet: p.payload, side: side, gso: p.gso, now: now)
+        if let r = recorder { record(r, p, side, v, now) }
+        do {
+            switch v {
+            case .accept: try queue.accept(p.id)
+            case .drop: try queue.drop(p.id)
+            case let .rewrite(hl, off):
+                try queue.accept(p.id, header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                                 payload: UnsafeRawBufferPointer(rebasing: p.payload[off...]))
+            }
+        } catch {
+            verdictErrors &+= 1
+            if verdictErrors < 10 { logger.warning("verdict failed: \(error)") }
+        }
+    }
+
+    private func record(_ r: Recorder, _ p: QueuedPacket, _ side: Side, _ v: Verdict, _ now: Instant) {
+        r.write(side: side, output: false, gso: p.gso, at: now, p.payload)
+        switch v {
+        case .accept: r.write(side: side, output: true, gso: p.gso, at: now, p.payload)
+        case .drop: break
+        case let .rewrite(hl, off):
+            r.write(side: side, output: true, gso: p.gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                    UnsafeRawBufferPointer(rebasing: p.payload[off...]))
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM. `statsEvery` logs counters periodically.
+    public func run(statsEvery: Duration? = nil) throws {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGINT)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGUSR1)
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        let sfd = signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+        guard sfd >= 0 else { throw QueueError("signalfd") }
+        defer { close(sfd) }
+        var fds = [pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
+        var nextStats = statsEvery.map { MonotonicClock.now() + $0 }
+        logger.info("running", metadata: ["queue_fd": "\(queue.fileDescriptor)"])
+        loop: while true {
+            var timeout: Int32 = 1000
+            let now0 = MonotonicClock.now()
+            if let d = engine.nextDeadline {
+                let ms = d.nanoseconds > now0.nanoseconds ? (d.nanoseconds - now0.nanoseconds) / 1_000_000 + 1 : 0
+                timeout = Int32(min(ms, 1000))
+            }
+            let r = poll(&fds, 2, timeout)
+            if r < 0 && errno != EINTR { throw QueueError("poll") }
+            if fds[1].revents != 0 {
+                var si = signalfd_siginfo()
+                while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
+                    if si.ssi_signo == UInt32(SIGUSR1) { logStats() } else {
+                        logger.info("signal \(si.ssi_signo): stopping")
+                        break loop
+                    }
+                }
+            }
+            if fds[0].revents != 0 {
+                // Drain what is ready, bounded so timers and signals get a turn.
+                for _ in 0 ..< 256 {
+                    let now = MonotonicClock.now()
+                    let n = try queue.receive { p in process(p, now: now) }
+                    if n == 0 { break }
+                }
+            }
+            let now = MonotonicClock.now()
+            engine.handleTimeout(now: now)
+            if let ns = nextStats, ns <= now {
+                logStats()
+                nextStats = now + statsEvery!
+            }
+        }
+        logStats()
+        recorder?.close()
+    }
+
+    public func logStats() {
+        let s = engine.stats
+        logger.info("stats", metadata: [
+            "packets": "\(s.packets)", "to_peer": "\(s.translatedToPeer)", "to_lan": "\(s.translatedToLAN)",
+            "untracked": "\(s.untracked)", "fallback_pkts": "\(s.passedFallback)",
+            "conns_open": "\(engine.connectionCount)", "opened": "\(s.connectionsOpened)", "mptcp": "\(s.connectionsMPTCP)",
+            "fallback": "\(s.connectionsFallback)", "closed": "\(s.connectionsClosed)", "reset": "\(s.connectionsReset)",
+            "expired": "\(s.connectionsExpired)", "dropped": "\(s.dropped)", "malformed": "\(s.malformed)",
+            "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
+            "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
+        ])
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Initiator role against the real Linux kernel (issue 3):
+#   client (plain TCP) -- gateway (nfq-mptcp) -- server (kernel MPTCP)
+# Checks: 64 MiB each way over IPv4 and IPv6 with sha256 equal; the server
+# kernel's MPTCP counters; tshark's MPTCP analysis of the uplink; a plain TCP
+# server through fallback; 100 short connections; clean shutdown (rules gone).
+# Prints RESULT lines with throughput through the translator and plain forwarding.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+SIZE=${SIZE:-67108864}
+Q=${QUEUE:-$((1000 + TID % 20000))}
+C=nfqc-$TID; G=nfqg-$TID; S=nfqs-$TID
+
+ns_add $C; ns_add $G; ns_add $S
+ip link add c0 netns $C type veth peer name g0 netns $G
+ip link add g1 netns $G type veth peer name s1 netns $S
+in_ns $C ip addr add 10.31.1.1/24 dev c0; in_ns $C ip addr add fd31:1::1/64 dev c0 nodad
+in_ns $G ip addr add 10.31.1.2/24 dev g0; in_ns $G ip addr add fd31:1::2/64 dev g0 nodad
+in_ns $G ip addr add 10.31.2.1/24 dev g1; in_ns $G ip addr add fd31:2::1/64 dev g1 nodad
+in_ns $S ip addr add 10.31.2.2/24 dev s1; in_ns $S ip addr add fd31:2::2/64 dev s1 nodad
+for x in "$C c0" "$G g0" "$G g1" "$S s1"; do set -- $x; ip -n $1 link set $2 up; done
+in_ns $C ip route add default via 10.31.1.2; in_ns $C ip -6 route add default via fd31:1::2
+in_ns $S ip route add 10.31.1.0/24 via 10.31.2.1; in_ns $S ip -6 route add fd31:1::/64 via fd31:2::1
+in_ns $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+in_ns $S sysctl -qw net.mptcp.enabled=1
+# A GSO super-segment from the LAN grows by the DSS the translator adds; keep
+# it under 64 KiB (a physical LAN NIC: gro_max_size on the gateway instead).
+ip -n $C link set c0 gso_max_size 65000
+
+bg_ns $S "$WORK/server-mptcp.log" python3 "$XFER" serve --mptcp --port 5001 --log "$WORK/peers.log"
+bg_ns $S "$WORK/server-plain.log" python3 "$XFER" serve --port 5002
+wait_for 5 grep -q listening "$WORK/server-mptcp.log"; wait_for 5 grep -q listening "$WORK/server-plain.log"
+in_ns $S nstat -n >/dev/null # reset the counters' baseline
+
+bg_ns $G "$WORK/tcpdump.log" tcpdump -i g1 -s 160 -w "$WORK/uplink.pcap" -U tcp port 5001
+TCPDUMP=$LAST_PID
+bg_ns $G "$WORK/daemon.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --install-rules --time-wait 2 --log-level info
+DAEMON=$LAST_PID
+wait_for 10 grep -q "queue $Q bound" "$WORK/daemon.log"
+check "daemon started and installed its rules" $? "$(in_ns $G iptables -t raw -S PREROUTING | grep -c NFQUEUE) v4 rules"
+sleep 1
+
+run_xfer() { in_ns $C python3 "$XFER" "$@" --timeout 120; }
+for fam in 4 6; do
+    dst=10.31.2.2; [ $fam = 6 ] && dst=fd31:2::2
+    out=$(run_xfer up $dst 5001 $SIZE 7); rc=$?
+    check "IPv$fam upload $SIZE bytes, sha256 equal" $rc "$(echo "$out" | json_field mbit_s 2>/dev/null) Mbit/s"
+    [ $rc = 0 ] || echo "  $out"
+    echo "RESULT ipv${fam}_up_mbit_s=$(echo "$out" | json_field mbit_s 2>/dev/null)"
+    out=$(run_xfer down $dst 5001 $SIZE 8); rc=$?
+    check "IPv$fam download $SIZE bytes, sha256 equal" $rc "$(echo "$out" | json_field mbit_s 2>/dev/null) Mbit/s"
+    [ $rc = 0 ] || echo "  $out"
+    echo "RESULT ipv${fam}_down_mbit_s=$(echo "$out" | json_field mbit_s 2>/dev/null)"
+done
+
+out=$(run_xfer up 10.31.2.2 5002 4194304 9); check "plain TCP server through fallback: upload" $? 
+out=$(run_xfer down 10.31.2.2 5002 4194304 10); check "plain TCP server through fallback: download" $?
+out=$(run_xfer echo 10.31.2.2 5001 --count 100); rc=$?
+check "100 short connections in a row all complete" $rc "$(echo "$out" | json_field completed 2>/dev/null)/100 in $(echo "$out" | json_field seconds 2>/dev/null) s"
+[ $rc = 0 ] || echo "  $out"
+grep -q "^10.31.1.1 " "$WORK/peers.log"; check "server saw the client's own address" $?
+
+# The server kernel's view: MPTCP accepted, no fallback, no DSS/checksum errors.
+syn=$(nstat_value $S MPTcpExtMPCapableSYNRX); ack=$(nstat_value $S MPTcpExtMPCapableACKRX)
+[ "$syn" -ge 105 ]; check "server kernel: MPCapableSYNRX >= 105" $? "$syn"
+[ "$ack" -ge 105 ]; check "server kernel: MPCapableACKRX >= 105" $? "$ack"
+for bad in MPTcpExtMPCapableFallbackACK MPTcpExtMPCapableFallbackSYNACK MPTcpExtDSSNotMatching MPTcpExtDataCsumErr \
+           MPTcpExtInfiniteMapRx MPTcpExtDSSNoMatchTCP MPTcpExtMPFallbackTokenInit; do
+    v=$(nstat_value $S $bad); [ "$v" = 0 ]; check "server kernel: $bad = 0" $? "$v"
+done
+
+# Clean shutdown: SIGTERM, exit status 0, rules removed, counters logged.
+kill -TERM $DAEMON; wait $DAEMON; rc=$?
+check "daemon exits 0 on SIGTERM" $rc
+n=$(in_ns $G iptables -t raw -S PREROUTING | grep -c NFQUEUE); n6=$(in_ns $G ip6tables -t raw -S PREROUTING | grep -c NFQUEUE)
+[ "$n" = 0 ] && [ "$n6" = 0 ]; check "rules removed at exit" $? "v4 $n, v6 $n6 left"
+grep -o 'stats.*' "$WORK/daemon.log" | tail -1 | sed 's/^/  daemon: /'
+kill -INT $TCPDUMP; wait $TCPDUMP 2>/dev/null
+
+# tshark, an independent dissector, on the uplink: MP_CAPABLE and DSS present,
+# and its MPTCP analysis raises no expert warning or error.
+mpc=$(tshark -r "$WORK/uplink.pcap" -Y "tcp.options.mptcp.subtype == 0" 2>/dev/null | wc -l)
+dss=$(tshark -r "$WORK/uplink.pcap" -Y "tcp.options.mptcp.subtype == 2" 2>/dev/null | wc -l)
+[ "$mpc" -gt 0 ] && [ "$dss" -gt 0 ]; check "tshark sees MP_CAPABLE and DSS on the uplink" $? "MP_CAPABLE $mpc, DSS $dss"
+experts=$(tshark -r "$WORK/uplink.pcap" -o mptcp.analyze_mappings:TRUE -o mptcp.intersubflows_retransmission:TRUE \
+          -o mptcp.analyze_mptcp:TRUE -Y '_ws.expert.severity >= 6291456 && mptcp' 2>/dev/null | wc -l)
+[ "$experts" = 0 ]; check "tshark MPTCP analysis: no warnings or errors" $? "$experts"
+
+# Throughput: translator vs plain forwarding (no queue), same testbed, same run.
+bg_ns $G "$WORK/daemon2.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --install-rules --time-wait 2
+D2=$LAST_PID; wait_for 10 grep -q "queue $Q bound" "$WORK/daemon2.log"; sleep 0.5
+t1=$(run_xfer down 10.31.2.2 5001 $SIZE 11 | json_field mbit_s); t2=$(run_xfer up 10.31.2.2 5001 $SIZE 12 | json_field mbit_s)
+kill -TERM $D2; wait $D2
+p1=$(run_xfer down 10.31.2.2 5001 $SIZE 11 | json_field mbit_s); p2=$(run_xfer up 10.31.2.2 5001 $SIZE 12 | json_field mbit_s)
+echo "RESULT translator_down_mbit_s=$t1 translator_up_mbit_s=$t2 plain_forwarding_down_mbit_s=$p1 plain_forwarding_up_mbit_s=$p2"
+finish

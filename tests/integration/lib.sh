@@ -1,0 +1,61 @@
+# Shared helpers for the netns integration tests (sourced, not run).
+# Every test makes its own uniquely named namespaces and removes them, and
+# every process it started (by PID), on every exit path.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+XFER="$REPO/tests/integration/xfer.py"
+NFQ_MPTCP=${NFQ_MPTCP:-}
+if [ -z "$NFQ_MPTCP" ]; then
+    for b in "$REPO/.build/release/nfq-mptcp" "$REPO/.build/debug/nfq-mptcp"; do
+        [ -x "$b" ] && { NFQ_MPTCP=$b; break; }
+    done
+fi
+[ -x "$NFQ_MPTCP" ] || { echo "FAIL: nfq-mptcp binary not built (swift build)"; exit 1; }
+
+TID=${TID:-$$}
+WORK=$(mktemp -d "/tmp/nfq-it.$TID.XXXXXX")
+NAMESPACES=()
+PIDS=()
+FAILURES=0
+CHECKS=0
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    for n in "${NAMESPACES[@]}"; do ip netns del "$n" 2>/dev/null; done
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+ns_add() { ip netns add "$1"; NAMESPACES+=("$1"); ip -n "$1" link set lo up; }
+in_ns() { local n=$1; shift; ip netns exec "$n" "$@"; }
+# Starts a background process in a namespace; its PID is remembered.
+bg_ns() { local n=$1 log=$2; shift 2; ip netns exec "$n" "$@" >"$log" 2>&1 & PIDS+=($!); LAST_PID=$!; }
+
+check() { # check NAME CONDITION-RESULT(0/1) DETAIL
+    CHECKS=$((CHECKS + 1))
+    if [ "$2" = 0 ]; then echo "ok   - $1${3:+ ($3)}"; else echo "FAIL - $1${3:+ ($3)}"; FAILURES=$((FAILURES + 1)); fi
+}
+json_field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); v=d
+for k in sys.argv[1].split("."): v=v[k] if isinstance(v,dict) else v
+print(v)' "$1"; }
+nstat_value() { # nstat_value NS COUNTER -> absolute value (0 when absent)
+    in_ns "$1" nstat -az "$2" 2>/dev/null | awk -v c="$2" '$1==c {print $2; f=1} END {if(!f) print 0}'
+}
+wait_for() { # wait_for SECONDS CMD...: retries CMD until it succeeds
+    local t=$1; shift
+    for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+finish() {
+    echo "# $CHECKS checks, $FAILURES failed"
+    [ "$FAILURES" = 0 ]
+}
