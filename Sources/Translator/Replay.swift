@@ -115,6 +115,12 @@ public enum Replayer {
                           UnsafeRawBufferPointer(rebasing: ip[off...]))
             }
             engine.handleTimeout(now: now)
+            for i in 0 ..< engine.outbox.count {
+                let (bytes, s) = engine.outbox.packet(i)
+                r.outputs += 1
+                rec.write(side: s, output: true, at: now, bytes)
+            }
+            engine.outbox.removeAll()
         }
         r.stats = engine.stats
         return r

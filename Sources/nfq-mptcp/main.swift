@@ -87,6 +87,8 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        // Before any thread exists (iptables runs through Foundation's Process).
+        Daemon<NFQueue, SystemRandomNumberGenerator>.blockSignals()
         var logger = Logger(label: "nfq-mptcp")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         guard geteuid() == 0 else { throw ValidationError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
@@ -110,7 +112,7 @@ struct Run: ParsableCommand {
     }
 
     func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ logger: Logger) throws {
-        let d = Daemon(engine: e, queue: q, interfaces: i, logger: logger)
+        let d = Daemon(engine: e, queue: q, interfaces: i, sender: try RawSender(), logger: logger)
         if let record { d.recorder = try Recorder(path: record) }
         try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
     }

@@ -39,7 +39,11 @@ def recv_line(s):
         buf += b
     return buf.decode().strip()
 
+def plain(addr):
+    return addr[7:] if addr.startswith("::ffff:") else addr
+
 def handle(conn, peer, logf):
+    peer = (plain(peer[0]), peer[1])
     try:
         if logf:
             with open(logf, "a") as f:

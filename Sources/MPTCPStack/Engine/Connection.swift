@@ -82,7 +82,12 @@ struct Connection {
     /// DSN of the peer's DATA_FIN, once seen.
     var peerDataFinDSN: UInt64?
     var clientFinSeq: TCPSeq?
+    /// The peer's DATA_ACK covers the client's FIN.
     var clientFinAcked = false
+    /// ... and an ACK saying so has gone to the client.
+    var clientFinAckForwarded = false
+    /// Both subflow FINs are acknowledged (the translator acked the peer's).
+    var subflowClosed = false
     var peerFinForwarded = false
     var peerFinAcked = false
 
@@ -92,6 +97,16 @@ struct Connection {
     var peerSndMax = TCPSeq(0)
     /// One past the highest client-space sequence delivered to the client.
     var deliveredMax = TCPSeq(0)
+
+    // What an ACK the translator sends itself needs (towards the peer).
+    /// One past the highest client sequence seen (data and FIN).
+    var clientSndMax = TCPSeq(0)
+    var clientWindow: UInt16 = 0
+    /// Timestamps, when both ends use them (RFC 7323): the client's latest
+    /// TSval (reused in our ACKs) and the peer's latest (echoed).
+    var timestamps = false
+    var clientTSval: UInt32 = 0
+    var peerTSval: UInt32 = 0
 
     var lastSeen: Instant
     var deadline: Instant

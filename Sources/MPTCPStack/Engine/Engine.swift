@@ -30,6 +30,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
     /// New IP + TCP headers of the last `.rewrite` verdict.
     public let headerBuffer: UnsafeMutableRawBufferPointer
+    /// Packets the engine sent on its own during the last event; the caller
+    /// sends them and then calls `outbox.removeAll()`.
+    public var outbox = Outbox()
     private let writer: SegmentWriter
     private var nextGeneration: UInt32 = 1
 
@@ -42,6 +45,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     }
 
     deinit {
+        outbox.deallocate()
         headerBuffer.deallocate()
         writer.options.deallocate()
     }
@@ -201,16 +205,32 @@ public final class Engine<RNG: RandomNumberGenerator> {
                         policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
         }
         guard t.has(TCPFlags.ack) else { return .accept }
+        if c.subflowClosed && t.payload.isEmpty && !t.has(TCPFlags.fin) {
+            // Both FINs are acknowledged on the subflow and the peer has
+            // closed it: a late ACK (say a D-SACK for a repeated FIN) would
+            // only draw a RST.
+            stats.dropped[Int(DropReason.closed.rawValue)] &+= 1
+            return .drop(.closed)
+        }
 
         let n = UInt32(t.payload.count)
         let fin = t.has(TCPFlags.fin)
         let rel = t.seq.rawValue &- c.clientISN.rawValue
+        let sndEnd = t.seq + n + (fin ? 1 : 0)
+        if c.clientSndMax == TCPSeq(0) || c.clientSndMax < sndEnd { c.clientSndMax = sndEnd }
+        c.clientWindow = t.window
+        if c.timestamps, let ts = Self.timestamp(t.optionArea) { c.clientTSval = ts }
         var dataAck = c.remoteIDSN &+ 1
         if c.serverISN != TCPSeq(0) || c.fullyEstablished {
             dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.peerMapping.dsn)
         }
         if fin { c.clientFinSeq = t.seq + n }
         if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
+        if c.clientFinAcked && c.peerFinAcked && c.phase != .closed {
+            conns[h] = c
+            close(h, now: now, reset: false)
+            c = conns[h]!
+        }
 
         var added = AddedOptions()
         if !c.fullyEstablished && n == 0 && !fin {
@@ -296,6 +316,10 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.deliveredMax = t.seq + 1
             c.peerMapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
             c.checksums = config.requestChecksums || opts.mpCapable.checksumRequired
+            c.timestamps = opts.has(.timestamps)
+            c.peerTSval = opts.tsValue
+            c.clientTSval = opts.tsEchoReply
+            c.clientSndMax = c.clientISN + 1
             c.phase = .established
             stats.connectionsMPTCP &+= 1
             return rewriteSynAck(v, gso: gso)
@@ -324,6 +348,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
         let n = UInt32(t.payload.count)
         let rel = t.seq.rawValue &- c.serverISN.rawValue
+        if c.timestamps && opts.has(.timestamps) { c.peerTSval = opts.tsValue }
         var end = t.seq + n
         if t.has(TCPFlags.fin) { end = end + 1 }
         if c.peerSndMax < end { c.peerSndMax = end }
@@ -374,6 +399,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         // Sequence number towards the client: from the DSN of the first byte.
         var seq = t.seq
         var flags = t.flags & ~TCPFlags.fin
+        let carriesDataFin = opts.has(.dss) && opts.dss.dataFin
         if n > 0 {
             guard let dsn = c.peerMapping.dsn(atRelative: rel) else {
                 stats.dropped[Int(DropReason.unmapped.rawValue)] &+= 1
@@ -381,12 +407,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
             }
             seq = c.clientSeq(ofDownloadDSN: dsn)
             if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
-        } else if let f = c.peerDataFinDSN {
-            // DATA_FIN (alone or again with the subflow FIN): a FIN for the client.
+        } else if let f = c.peerDataFinDSN, carriesDataFin || (t.has(TCPFlags.fin) && !c.peerFinAcked) {
+            // The DATA_FIN (or the subflow FIN while the client has not yet
+            // acknowledged it): a FIN for the client at the DATA_FIN's place.
             seq = c.clientSeq(ofDownloadDSN: f)
             flags |= TCPFlags.fin
             c.peerFinForwarded = true
         } else {
+            // A pure ACK: at the next sequence number the client expects.
             seq = c.deliveredMax
         }
         let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
@@ -399,9 +427,22 @@ public final class Engine<RNG: RandomNumberGenerator> {
             stats.dropped[Int(DropReason.signallingOnly.rawValue)] &+= 1
             return .drop(.signallingOnly)
         }
-        if c.clientFinAcked && c.peerFinForwarded && t.has(TCPFlags.fin) {
-            // Both sides have closed at data level and the peer's subflow FIN
-            // is here: the connection is done once the client ACKs it.
+        if t.has(TCPFlags.fin) && flags & TCPFlags.fin == 0 {
+            // The peer's subflow FIN after the client already has the FIN
+            // that stood for the DATA_FIN: the client will not acknowledge
+            // it again, so the translator does, at subflow level.
+            ackPeer(c)
+            if c.clientFinAcked { c.subflowClosed = true }
+        }
+        if c.clientFinAcked && n == 0 && flags & TCPFlags.fin == 0 && c.clientFinAckForwarded {
+            // The client's FIN is acknowledged and it has been told: a
+            // further pure ACK has nothing for it, and a client that has
+            // already closed would answer it with a RST.
+            stats.dropped[Int(DropReason.closed.rawValue)] &+= 1
+            return .drop(.closed)
+        }
+        if c.clientFinAcked { c.clientFinAckForwarded = true }
+        if c.clientFinAcked && c.peerFinAcked && c.phase != .closed {
             conns[h] = c
             close(h, now: now, reset: false)
             c = conns[h]!
@@ -409,6 +450,33 @@ public final class Engine<RNG: RandomNumberGenerator> {
         stats.translatedToLAN &+= 1
         return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
                     policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false)
+    }
+
+    /// Sends the peer a pure ACK of everything it has sent on the subflow,
+    /// with a DATA_ACK, from the client's address and sequence space.
+    private func ackPeer(_ c: Connection) {
+        guard let out = outbox.reserve() else { return }
+        var w = ByteWriter(writer.options)
+        if c.timestamps {
+            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.clientTSval); w.u32(c.peerTSval)
+        }
+        let dataAck = c.peerDataFinDSN.map { $0 &+ 1 } ?? c.peerMapping.dsn
+        MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true)).write(into: &w)
+        let len = SegmentWriter.writeBare(into: out, source: c.key.client, destination: c.key.server,
+                                          seq: c.clientSndMax, ack: c.peerSndMax, flags: TCPFlags.ack,
+                                          window: c.clientWindow,
+                                          options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
+        if len > 0 {
+            outbox.commit(length: len, towards: .uplink(c.uplink))
+            stats.originated &+= 1
+        }
+    }
+
+    static func timestamp(_ area: UnsafeRawBufferPointer) -> UInt32? {
+        for e in TCPOptionIterator(area) where e.fault == nil && e.kind == TCPOptionKind.timestamps && e.bytes.count == 10 {
+            return e.bytes.u32(2)
+        }
+        return nil
     }
 
     private func rewriteSynAck(_ v: TCPPacketView, gso: Bool) -> Verdict {

@@ -97,6 +97,8 @@ public struct EngineStats: Sendable, Equatable {
     public var dssChecksumFailed: UInt64 = 0
     public var fastcloseReceived: UInt64 = 0
     public var fastcloseSent: UInt64 = 0
+    /// Packets the translator sent on its own (subflow-level ACKs).
+    public var originated: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

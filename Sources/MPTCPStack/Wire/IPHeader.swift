@@ -11,7 +11,9 @@ public enum IPProtocol {
 public struct IPv4PacketView {
     public let bytes: UnsafeRawBufferPointer
 
-    public init(_ raw: UnsafeRawBufferPointer) throws(WireError) {
+    /// `allowTruncated`: accept a packet cut short by a capture's snap
+    /// length (the view then ends where the bytes end).
+    public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 20 else { throw .truncated }
         guard raw.u8(0) >> 4 == 4 else { throw .badVersion }
         let ihl = Int(raw.u8(0) & 0x0f) * 4
@@ -19,8 +21,8 @@ public struct IPv4PacketView {
         guard ihl <= raw.count else { throw .truncated }
         let total = Int(raw.u16(2))
         guard total >= ihl else { throw .badTotalLength }
-        guard total <= raw.count else { throw .truncated }
-        bytes = raw.slice(0, total)
+        guard total <= raw.count || allowTruncated else { throw .truncated }
+        bytes = raw.slice(0, min(total, raw.count))
     }
 
     @inlinable public var headerLength: Int { Int(bytes.u8(0) & 0x0f) * 4 }
@@ -112,11 +114,12 @@ public struct IPv6PacketView {
     /// True when a fragment header with a non-zero offset was seen.
     public let isNonFirstFragment: Bool
 
-    public init(_ raw: UnsafeRawBufferPointer) throws(WireError) {
+    public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 40 else { throw .truncated }
         guard raw.u8(0) >> 4 == 6 else { throw .badVersion }
-        let total = 40 + Int(raw.u16(4))
-        guard total <= raw.count else { throw .truncated }
+        var total = 40 + Int(raw.u16(4))
+        guard total <= raw.count || allowTruncated else { throw .truncated }
+        total = min(total, raw.count)
         let b = raw.slice(0, total)
         var next = b.u8(6)
         var off = 40

@@ -15,11 +15,11 @@ public struct TCPPacketView {
 
     /// Validates IP and TCP headers. Non-TCP packets and non-first fragments
     /// are typed errors (`.notTCP`, `.fragment`).
-    public init(_ raw: UnsafeRawBufferPointer) throws(WireError) {
+    public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 1 else { throw .truncated }
         switch raw.u8(0) >> 4 {
         case 4:
-            let v = try IPv4PacketView(raw)
+            let v = try IPv4PacketView(raw, allowTruncated: allowTruncated)
             guard v.proto == IPProtocol.tcp else { throw .notTCP }
             guard v.fragmentOffset == 0 else { throw .fragment }
             family = .v4
@@ -29,7 +29,7 @@ public struct TCPPacketView {
             source = .v4(v.source)
             destination = .v4(v.destination)
         case 6:
-            let v = try IPv6PacketView(raw)
+            let v = try IPv6PacketView(raw, allowTruncated: allowTruncated)
             guard !v.isNonFirstFragment else { throw .fragment }
             guard v.upperLayerProtocol == IPProtocol.tcp else { throw .notTCP }
             family = .v6

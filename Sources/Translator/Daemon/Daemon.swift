@@ -41,8 +41,11 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// Writes every input and output packet when set (`--record`).
     public var recorder: Recorder?
 
-    public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, logger: Logger) {
+    public let sender: RawSender?
+
+    public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, sender: RawSender?, logger: Logger) {
         self.engine = engine
+        self.sender = sender
         self.queue = queue
         self.interfaces = interfaces
         self.logger = logger
@@ -70,6 +73,19 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             verdictErrors &+= 1
             if verdictErrors < 10 { logger.warning("verdict failed: \(error)") }
         }
+        flushOutbox(now: now)
+    }
+
+    /// Sends what the engine originated.
+    func flushOutbox(now: Instant) {
+        let ob = engine.outbox
+        guard ob.count > 0 else { return }
+        for i in 0 ..< ob.count {
+            let (bytes, side) = ob.packet(i)
+            sender?.send(bytes)
+            recorder?.write(side: side, output: true, at: now, bytes)
+        }
+        engine.outbox.removeAll()
     }
 
     private func record(_ r: Recorder, _ p: QueuedPacket, _ side: Side, _ v: Verdict, _ now: Instant) {
@@ -84,13 +100,26 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     }
 
     /// Runs until SIGINT or SIGTERM. `statsEvery` logs counters periodically.
-    public func run(statsEvery: Duration? = nil) throws {
+    /// Blocks the daemon's signals in this thread and every thread created
+    /// after it; call first thing in main, before any thread exists, so they
+    /// are only ever read from the signalfd.
+    public static func blockSignals() {
+        var mask = signalMask
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+    }
+
+    static var signalMask: sigset_t {
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGINT)
         sigaddset(&mask, SIGTERM)
         sigaddset(&mask, SIGUSR1)
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        return mask
+    }
+
+    public func run(statsEvery: Duration? = nil) throws {
+        Self.blockSignals()
+        var mask = Self.signalMask
         let sfd = signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
         guard sfd >= 0 else { throw QueueError("signalfd") }
         defer { close(sfd) }
@@ -126,6 +155,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             }
             let now = MonotonicClock.now()
             engine.handleTimeout(now: now)
+            flushOutbox(now: now)
             if let ns = nextStats, ns <= now {
                 logStats()
                 nextStats = now + statsEvery!
@@ -145,6 +175,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "expired": "\(s.connectionsExpired)", "dropped": "\(s.dropped)", "malformed": "\(s.malformed)",
             "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
             "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
+            "originated": "\(s.originated)", "raw_send_errors": "\(sender?.errors ?? 0)",
         ])
     }
 }

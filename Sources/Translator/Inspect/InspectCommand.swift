@@ -31,7 +31,8 @@ public enum InspectRunner {
             if let lt = reader.linkType {
                 do {
                     let ip = try lt.ipPayload(f.data)
-                    rec = inspector.inspect(frame: f.index, seconds: f.seconds, microseconds: f.microseconds, ip: ip)
+                    rec = inspector.inspect(frame: f.index, seconds: f.seconds, microseconds: f.microseconds, ip: ip,
+                                            truncatedCapture: f.capturedLength < f.originalLength)
                 } catch {
                     rec = .object([("frame", .uint(UInt64(f.index))), ("error", .string(String(describing: error.reason))),
                                    ("length", .uint(UInt64(f.capturedLength)))])

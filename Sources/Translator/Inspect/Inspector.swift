@@ -83,7 +83,8 @@ public final class Inspector {
     }
 
     /// One packet's record as an ordered JSON object.
-    public func inspect(frame: Int, seconds: Int, microseconds: Int, ip: UnsafeRawBufferPointer) -> JSONValue {
+    public func inspect(frame: Int, seconds: Int, microseconds: Int, ip: UnsafeRawBufferPointer,
+                        truncatedCapture: Bool = false) -> JSONValue {
         totals.packets += 1
         let t = Double(seconds) + Double(microseconds) / 1e6
         if firstTime == nil { firstTime = t }
@@ -91,7 +92,7 @@ public final class Inspector {
         o.add("frame", frame)
         o.add("time", .string(String(format3: t - firstTime!)))
         let v: TCPPacketView
-        do { v = try TCPPacketView(ip) } catch {
+        do { v = try TCPPacketView(ip, allowTruncated: truncatedCapture) } catch {
             totals.undecodable += 1
             o.add("error", String(describing: error.reason))
             o.add("length", ip.count)
@@ -110,15 +111,20 @@ public final class Inspector {
         o.add("seq", v.tcp.seq.rawValue)
         o.add("ack", v.tcp.ack.rawValue)
         o.add("win", Int(v.tcp.window))
-        o.add("len", v.tcp.payload.count)
+        let stated: Int
+        switch v.family {
+        case .v4: stated = Int(ip.u16be(2)) - v.tcpOffset - v.tcp.headerLength
+        case .v6: stated = 40 + Int(ip.u16be(4)) - v.tcpOffset - v.tcp.headerLength
+        }
+        o.add("len", stated)
         o.add("csum", hex(UInt64(v.tcp.checksum), digits: 4))
-        o.add("csum_ok", v.tcpChecksumValid)
+        if stated == v.tcp.payload.count { o.add("csum_ok", v.tcpChecksumValid) } else { o.add("captured_len", v.tcp.payload.count) }
         var opts: [JSONValue] = []
         for e in v.tcp.options {
             opts.append(option(e, src: src, dst: dst, flow: flow, tcp: v.tcp))
         }
         o.add("options", .array(opts))
-        if let c = dssChecksum(v, src: src, flow: flow) { o.add("dss_checksum", c) }
+        if !truncatedCapture, let c = dssChecksum(v, src: src, flow: flow) { o.add("dss_checksum", c) }
         return o.value
     }
 
@@ -350,6 +356,10 @@ public final class Inspector {
         default: return "unknown"
         }
     }
+}
+
+extension UnsafeRawBufferPointer {
+    func u16be(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }
 }
 
 extension String {
