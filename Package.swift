@@ -55,7 +55,8 @@ let package = Package(
                           ]),
 
         .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
-        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack"],
-                    resources: []),
+        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack"]),
+        // Runs tests/integration/*.sh (namespaces, the daemon, the kernel's MPTCP).
+        .testTarget(name: "IntegrationTests"),
     ]
 )

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies, builds, runs every test.
+# The whole test suite: installs dependencies, builds, runs every test
+# (unit, capture, tshark cross-check, and the netns integration tests against
+# the kernel's MPTCP, which need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,5 +10,7 @@ if grep -rnE '^\s*import\s+(Foundation|Glibc|Dispatch|Musl)' Sources/MPTCPStack;
   echo "test: Sources/MPTCPStack must not import Foundation/Glibc/Dispatch/Musl" >&2
   exit 1
 fi
+# The integration tests run the release binary (throughput figures).
+swift build -c release --product nfq-mptcp
 swift build --build-tests
 swift test --skip-build "$@"

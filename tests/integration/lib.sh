@@ -2,6 +2,18 @@
 # Every test makes its own uniquely named namespaces and removes them, and
 # every process it started (by PID), on every exit path.
 
+# A test runner may hand us blocked or ignored signals (inherited across
+# exec); then SIGINT/SIGTERM would never reach tcpdump, servers or the
+# daemon. Start afresh with a clean signal mask and default dispositions.
+if [ -z "${NFQ_IT_SIGNALS_RESET:-}" ] && ! grep -qE '^SigBlk:\s*0+$' /proc/$$/status; then
+    export NFQ_IT_SIGNALS_RESET=1
+    exec python3 -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE, signal.SIGUSR1):
+    signal.signal(s, signal.SIG_DFL)
+os.execvp("bash", ["bash"] + sys.argv[1:])' "$0" "$@"
+fi
+
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 XFER="$REPO/tests/integration/xfer.py"
 NFQ_MPTCP=${NFQ_MPTCP:-}

@@ -190,7 +190,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             break
         }
         var c = conns[h]!
-        defer { conns[h] = c }
+        defer { if conns[h]?.generation == c.generation { conns[h] = c } }
 
         if t.has(TCPFlags.rst) {
             // The client aborted: abort the MPTCP connection too (§3.5, option B).
@@ -290,7 +290,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let t = v.tcp
         let opts = TCPOptionSummary(parsing: t.optionArea)
         var c = conns[h]!
-        defer { conns[h] = c }
+        defer { if conns[h]?.generation == c.generation { conns[h] = c } }
 
         switch c.phase {
         case .fallback:
@@ -305,9 +305,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
                   opts.mpCapable.hmacSHA256 else {
                 // A plain TCP server (or MPTCP stripped on the way): plain TCP
                 // for the connection's whole life (§3.7).
-                c.phase = .fallback
                 stats.connectionsFallback &+= 1
-                return .accept
+                return fallBack(h)
             }
             c.remoteKey = key
             c.remoteIDSN = MPTCPCrypto.idsn(key: key)
@@ -379,9 +378,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 } else {
                     if m.length == 0 {
                         // Infinite mapping: the peer fell back to TCP (§3.7).
-                        c.phase = .fallback
                         stats.connectionsFallback &+= 1
-                        return .accept
+                        return fallBack(h)
                     }
                     c.peerMapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
                     if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
@@ -390,9 +388,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         } else if !c.fullyEstablished && n > 0 && !opts.present.contains(.mpCapable) {
             // Data with no MPTCP option before any DSS: a middlebox removed
             // MPTCP. Continue as plain TCP (§3.7).
-            c.phase = .fallback
             stats.connectionsFallback &+= 1
-            return .accept
+            return fallBack(h)
         }
         if opts.present.intersection([.addAddr, .removeAddr, .mpPrio]) != [] { hadSignalling = true }
 
@@ -477,6 +474,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
             return e.bytes.u32(2)
         }
         return nil
+    }
+
+    /// The connection continues as plain TCP for the rest of its life: the
+    /// engine forgets it, so its packets pass untouched as untracked ones.
+    private func fallBack(_ h: Int) -> Verdict {
+        conns[h]!.phase = .fallback
+        remove(h)
+        return .accept
     }
 
     private func rewriteSynAck(_ v: TCPPacketView, gso: Bool) -> Verdict {

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+/// The netns integration tests: real namespaces, the real daemon, the Linux
+/// kernel's MPTCP as the peer. Each script prints `ok - …` / `FAIL - …` per
+/// check and `RESULT k=v` figures; every FAIL line is recorded here. They
+/// need root (CI runs as root); without it they fail, they do not skip.
+@Suite(.serialized) struct NetnsTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    struct Outcome {
+        var status: Int32
+        var lines: [String]
+    }
+
+    static func script(_ name: String, env: [String: String] = [:]) throws -> Outcome {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [root.appendingPathComponent("tests/integration/\(name)").path]
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        print(text) // the figures and each check, in the test log
+        return Outcome(status: p.terminationStatus, lines: text.split(separator: "\n").map(String.init))
+    }
+
+    static func assertAllChecksPassed(_ o: Outcome, minimumChecks: Int) {
+        for l in o.lines where l.hasPrefix("FAIL") { Issue.record(Comment(rawValue: l)) }
+        let passed = o.lines.filter { $0.hasPrefix("ok ") }.count
+        #expect(passed >= minimumChecks, "only \(passed) checks passed")
+        #expect(o.status == 0, "script exited \(o.status)")
+    }
+
+    @Test func runsAsRoot() {
+        #expect(geteuid() == 0, "the netns integration tests need root")
+    }
+
+    /// Issue 3: plain TCP client -> nfq-mptcp -> kernel MPTCP server.
+    @Test func initiatorAgainstTheKernel() throws {
+        let o = try Self.script("initiator.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 26)
+    }
+}
