@@ -66,7 +66,7 @@ public enum InspectRunner {
         func ep(_ a: String, _ p: String) -> String { v6 ? "[\(s(get(a)))]:\(s(get(p)))" : "\(s(get(a))):\(s(get(p)))" }
         line += " \(ep("src", "sport")) > \(ep("dst", "dport")) [\(s(get("flags")))] seq=\(s(get("seq"))) ack=\(s(get("ack")))"
         line += " win=\(s(get("win"))) len=\(s(get("len")))"
-        if s(get("csum_ok")) == "no" { line += " BAD-CSUM" }
+        if s(get("csum_partial")) == "yes" { line += " csum-offloaded" } else if s(get("csum_ok")) == "no" { line += " BAD-CSUM" }
         if case .array(let opts)? = get("options"), !opts.isEmpty {
             var parts: [String] = []
             for op in opts {

@@ -118,7 +118,18 @@ public final class Inspector {
         }
         o.add("len", stated)
         o.add("csum", hex(UInt64(v.tcp.checksum), digits: 4))
-        if stated == v.tcp.payload.count { o.add("csum_ok", v.tcpChecksumValid) } else { o.add("captured_len", v.tcp.payload.count) }
+        if stated == v.tcp.payload.count {
+            let ok = v.tcpChecksumValid
+            o.add("csum_ok", ok)
+            // Captured before the NIC (or veth) filled it in: the field holds
+            // only the pseudo-header sum (checksum offload), not an error.
+            if !ok && v.tcp.checksum == TCPChecksum.pseudoHeader(source: v.source, destination: v.destination,
+                                                                 length: v.tcp.bytes.count).folded {
+                o.add("csum_partial", true)
+            }
+        } else {
+            o.add("captured_len", v.tcp.payload.count)
+        }
         var opts: [JSONValue] = []
         for e in v.tcp.options {
             opts.append(option(e, src: src, dst: dst, flow: flow, tcp: v.tcp))
