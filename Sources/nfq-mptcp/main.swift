@@ -14,6 +14,12 @@ struct NfqMptcp: ParsableCommand {
     )
 }
 
+/// A failure at run time (not a usage error): printed as "Error: …" without the usage text.
+struct RuntimeError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
 /// Engine settings shared by the daemon and replay.
 struct EngineOptions: ParsableArguments {
     @Option(help: "Bytes taken off the MSS the server announces to LAN clients (room for DSS).")
@@ -91,18 +97,19 @@ struct Run: ParsableCommand {
         Daemon<NFQueue, SystemRandomNumberGenerator>.blockSignals()
         var logger = Logger(label: "nfq-mptcp")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
-        guard geteuid() == 0 else { throw ValidationError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
-        let ifaces = try InterfaceMap(lan: lan, uplinks: uplink)
+        guard geteuid() == 0 else { throw RuntimeError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
+        let ifaces: InterfaceMap
+        do { ifaces = try InterfaceMap(lan: lan, uplinks: uplink) } catch { throw RuntimeError("\(error)") }
         let rules = Rules(queue: queue, interfaces: lan + uplink, logger: logger)
         if installRules {
             do { try rules.install() } catch {
                 rules.remove()
-                throw ValidationError("installing iptables rules: \(error)")
+                throw RuntimeError("installing iptables rules: \(error)")
             }
         }
         defer { if installRules { rules.remove() } }
         let q: NFQueue
-        do { q = try NFQueue(number: queue) } catch { throw ValidationError("\(error)") }
+        do { q = try NFQueue(number: queue) } catch { throw RuntimeError("\(error)") }
         logger.info("queue \(queue) bound", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
         if let seed {
             try serve(Engine(config: engine.config, random: SeededRandom(seed: seed)), q, ifaces, logger)
@@ -184,7 +191,7 @@ struct Inspect: ParsableCommand {
                 print(line)
             }
         } catch let e as PcapError {
-            throw ValidationError(e.description)
+            throw RuntimeError(e.description)
         }
     }
 }

@@ -724,8 +724,8 @@ struct EngineTests {
         let ev = h.send(p, .lan, gso: true)
         #expect(ev.verdict == .drop(.tooBig))
         #expect(h.engine.stats.dropped(.tooBig) == 1)
-        // 28 bytes less fits exactly.
-        let q = c.fromClient(seq: 2, ack: 1, payload: [UInt8](repeating: 0x5A, count: 65_452))
+        // 25 bytes less fits exactly: 20 + 60 + 65455.
+        let q = c.fromClient(seq: 2, ack: 1, payload: [UInt8](repeating: 0x5A, count: 65_455))
         let o = try h.send(q, .lan, gso: true).rewritten()
         #expect(o.bytes.count == 65_535)
     }

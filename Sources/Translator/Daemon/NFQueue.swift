@@ -75,24 +75,15 @@ public final class NFQueue: PacketQueue {
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
-        do {
-            for family in [AF_INET, AF_INET6] {
-                try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(family), UInt8(NFQNL_CFG_CMD_PF_UNBIND.rawValue)) }
-                try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(family), UInt8(NFQNL_CFG_CMD_PF_BIND.rawValue)) }
-            }
-            try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(AF_INET), UInt8(NFQNL_CFG_CMD_BIND.rawValue)) }
-            try config { nlh in
-                nfq_nlmsg_cfg_put_params(nlh, UInt8(NFQNL_COPY_PACKET.rawValue), 0xffff)
-                mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
-                mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
-            }
-            try config { nlh in nfq_nlmsg_cfg_put_qmaxlen(nlh, maxLength) }
-        } catch {
-            mnl_socket_close(s)
-            recvBuffer.deallocate()
-            sendBuffer.deallocate()
-            throw error
+        // Fully initialized from here: on a throw, deinit closes and frees.
+        // (PF_BIND/PF_UNBIND are no-ops since Linux 3.8 and not sent.)
+        try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(AF_INET), UInt8(NFQNL_CFG_CMD_BIND.rawValue)) }
+        try config { nlh in
+            nfq_nlmsg_cfg_put_params(nlh, UInt8(NFQNL_COPY_PACKET.rawValue), 0xffff)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
         }
+        try config { nlh in nfq_nlmsg_cfg_put_qmaxlen(nlh, maxLength) }
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }
@@ -115,6 +106,12 @@ public final class NFQueue: PacketQueue {
         let n = mnl_socket_recvfrom(nl, recvBuffer.baseAddress, recvBuffer.count)
         guard n >= 0 else { throw QueueError("queue \(queueNumber) config") }
         guard mnl_cb_run(recvBuffer.baseAddress, n, 0, portID, nil, nil) >= 0 else {
+            if errno == EPERM {
+                // The kernel says EPERM both without CAP_NET_ADMIN and when
+                // another socket holds the queue.
+                throw QueueError(message: "binding queue \(queueNumber): not permitted: another program holds this queue "
+                    + "(see /proc/net/netfilter/nfnetlink_queue), or CAP_NET_ADMIN is missing")
+            }
             throw QueueError("binding queue \(queueNumber)")
         }
     }

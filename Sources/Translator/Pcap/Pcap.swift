@@ -79,7 +79,7 @@ public final class PcapReader {
     public init(path: String) throws {
         var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_open_offline(path, &err) else {
-            throw PcapError("\(path): \(String(cString: err))")
+            throw PcapError(String(cString: err))
         }
         handle = h
         linkTypeRaw = pcap_datalink(h)
