@@ -106,12 +106,12 @@ public enum Replayer {
             switch engine.handle(packet: ip, side: side, gso: gso, now: now) {
             case .accept:
                 r.outputs += 1
-                rec.write(side: side, output: true, at: now, ip)
+                rec.write(side: side, output: true, gso: gso, at: now, ip)
             case .drop:
                 r.drops += 1
             case let .rewrite(hl, off):
                 r.outputs += 1
-                rec.write(side: side, output: true, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                rec.write(side: side, output: true, gso: gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                           UnsafeRawBufferPointer(rebasing: ip[off...]))
             }
             engine.handleTimeout(now: now)

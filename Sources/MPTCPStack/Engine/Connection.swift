@@ -62,6 +62,8 @@ struct Connection {
     // ISN towards the peer and the peer's ISN towards the client.
     var clientISN: TCPSeq
     var serverISN = TCPSeq(0)
+    /// The peer's SYN/ACK has been seen (serverISN and peerSndMax are valid).
+    var serverISNKnown = false
 
     // Keys (RFC 8684 §3.1): ours on behalf of the client, and the peer's.
     var localKey: UInt64

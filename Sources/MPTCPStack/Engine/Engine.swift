@@ -91,7 +91,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             _ = deadlines.popMin()
             guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
             if c.phase == .closed {
-                remove(d.handle)
+                if c.deadline <= now { remove(d.handle) } // else: an older idle deadline; TIME_WAIT's own is queued
             } else if c.lastSeen + config.idleTimeout <= now {
                 stats.connectionsExpired &+= 1
                 remove(d.handle)
@@ -217,11 +217,11 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let fin = t.has(TCPFlags.fin)
         let rel = t.seq.rawValue &- c.clientISN.rawValue
         let sndEnd = t.seq + n + (fin ? 1 : 0)
-        if c.clientSndMax == TCPSeq(0) || c.clientSndMax < sndEnd { c.clientSndMax = sndEnd }
+        if c.clientSndMax < sndEnd { c.clientSndMax = sndEnd }
         c.clientWindow = t.window
         if c.timestamps, let ts = Self.timestamp(t.optionArea) { c.clientTSval = ts }
         var dataAck = c.remoteIDSN &+ 1
-        if c.serverISN != TCPSeq(0) || c.fullyEstablished {
+        if c.serverISNKnown || c.fullyEstablished {
             dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.peerMapping.dsn)
         }
         if fin { c.clientFinSeq = t.seq + n }
@@ -279,7 +279,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// beyond what the peer has sent on the subflow (the client may already
     /// acknowledge a FIN that stands for the peer's DATA_FIN).
     private func subflowAck(_ c: Connection, clientAck: TCPSeq) -> TCPSeq {
-        if c.peerSndMax != TCPSeq(0) && c.peerSndMax < clientAck { return c.peerSndMax }
+        // peerSndMax is set from the SYN/ACK on; before it there is nothing to cap.
+        if c.serverISNKnown && c.peerSndMax < clientAck { return c.peerSndMax }
         return clientAck
     }
 
@@ -311,6 +312,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.remoteKey = key
             c.remoteIDSN = MPTCPCrypto.idsn(key: key)
             c.serverISN = t.seq
+            c.serverISNKnown = true
             c.peerSndMax = t.seq + 1
             c.deliveredMax = t.seq + 1
             c.peerMapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
@@ -340,7 +342,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // Reset the client at the sequence it expects next.
             let seq = c.deliveredMax
             stats.translatedToLAN &+= 1
-            return emit(v, seq: seq, ack: c.clientAck(ofDataAck: c.peerDataAck), flags: TCPFlags.rst | TCPFlags.ack,
+            let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : t.ack
+            return emit(v, seq: seq, ack: ack, flags: TCPFlags.rst | TCPFlags.ack,
                         window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false,
                         dropPayload: true)
         }
@@ -411,8 +414,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
             flags |= TCPFlags.fin
             c.peerFinForwarded = true
         } else {
-            // A pure ACK: at the next sequence number the client expects.
-            seq = c.deliveredMax
+            // A pure ACK, at the place the peer sent it relative to its next
+            // sequence number: normally 0, but -1 for a keepalive or
+            // zero-window probe (SND.NXT - 1), which the client must see as
+            // old so that it answers.
+            // (A subflow FIN turned into a pure ACK goes at the next sequence.)
+            let offset = t.has(TCPFlags.fin) ? 0 : t.seq - c.peerSndMax
+            seq = offset < 0 && offset > -(1 << 20) ? c.deliveredMax - UInt32(-offset) : c.deliveredMax
         }
         let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
         if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
