@@ -724,7 +724,7 @@ struct EngineTests {
         }
     }
 
-    @Test("a GSO super-segment that would outgrow 65535 bytes once translated is dropped (.tooBig)")
+    @Test("a GSO super-segment that would outgrow 65531 bytes (what a verdict carries) once translated is dropped (.tooBig)")
     func tooBig() throws {
         let h = EngineHarness(seed: 30)
         var c = TestConn()
@@ -738,10 +738,13 @@ struct EngineTests {
         let ev = h.send(p, .lan, gso: true)
         #expect(ev.verdict == .drop(.tooBig))
         #expect(h.engine.stats.dropped(.tooBig) == 1)
-        // 25 bytes less fits exactly: 20 + 60 + 65455.
-        let q = c.fromClient(seq: 2, ack: 1, payload: [UInt8](repeating: 0x5A, count: 65_455))
+        // 29 bytes less fits exactly: 20 + 60 + 65451 = 65531.
+        let q = c.fromClient(seq: 2, ack: 1, payload: [UInt8](repeating: 0x5A, count: 65_451))
         let o = try h.send(q, .lan, gso: true).rewritten()
-        #expect(o.bytes.count == 65_535)
+        #expect(o.bytes.count == 65_531)
+        // One more byte does not.
+        let r = c.fromClient(seq: 2, ack: 1, payload: [UInt8](repeating: 0x5A, count: 65_452))
+        #expect(h.send(r, .lan, gso: true).verdict == .drop(.tooBig))
     }
 
     // MARK: - Signalling

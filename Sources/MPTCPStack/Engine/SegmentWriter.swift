@@ -20,6 +20,10 @@ struct OptionPolicy {
 }
 
 struct SegmentWriter {
+    /// The largest packet a verdict can carry: the netlink attribute length
+    /// is 16 bits and includes its 4-byte header (DATAPATH.md: copy range).
+    static let maxPacketLength = 65_531
+
     /// Scratch for the option area (40 bytes used at most).
     let options: UnsafeMutableRawBufferPointer
 
@@ -87,7 +91,7 @@ struct SegmentWriter {
     /// fixed), TCP header with the given fields and `optionLength` bytes of
     /// `options`, and the TCP checksum (over the original payload) unless the
     /// packet is a GSO super-segment, whose checksums the kernel writes.
-    /// Returns the header length, or nil when the result exceeds 65535 bytes.
+    /// Returns the header length, or nil when the result exceeds `maxPacketLength`.
     static func writeHeaders(into out: UnsafeMutableRawBufferPointer, original v: TCPPacketView,
                              seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
                              options: UnsafeRawBufferPointer, computeChecksum: Bool,
@@ -101,14 +105,14 @@ struct SegmentWriter {
         w.bytes(v.ip.slice(0, ipLen))
         switch v.family {
         case .v4:
-            guard total <= 0xffff else { return nil }
+            guard total <= maxPacketLength else { return nil }
             out.put16(UInt16(total), at: 2)
             out.put16(0, at: 10)
             var c = InternetChecksum()
             c.add(bytes: UnsafeRawBufferPointer(rebasing: out[0 ..< ipLen]))
             out.put16(c.checksum, at: 10)
         case .v6:
-            guard total - 40 <= 0xffff else { return nil }
+            guard total <= maxPacketLength else { return nil }
             out.put16(UInt16(total - 40), at: 4)
         }
         let t = v.tcp

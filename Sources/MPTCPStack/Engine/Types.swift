@@ -31,7 +31,8 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case badMPTCP
     /// A segment for a connection the engine is tearing down.
     case closed
-    /// The rewritten packet would exceed 65535 bytes (cap the LAN's GSO size).
+    /// The rewritten packet would exceed 65531 bytes, the most a verdict
+    /// carries (cap the LAN's GRO/GSO size).
     case tooBig
 
     public var description: String {

@@ -38,6 +38,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     public var logger: Logger
     public private(set) var unknownInterface: UInt64 = 0
     public private(set) var verdictErrors: UInt64 = 0
+    /// Packets larger than the queue's copy range (passed unchanged).
+    public private(set) var truncatedPackets: UInt64 = 0
     /// Writes every input and output packet when set (`--record`).
     public var recorder: Recorder?
 
@@ -56,6 +58,13 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     func process(_ p: QueuedPacket, now: Instant) {
         guard let side = interfaces.sides[p.inputInterface] else {
             unknownInterface &+= 1
+            do { try queue.accept(p.id) } catch { verdictErrors &+= 1 }
+            return
+        }
+        if p.truncated {
+            // Only part of it reached us: it cannot be rewritten. Counted; the
+            // LAN's GRO/GSO size should be capped (README).
+            truncatedPackets &+= 1
             do { try queue.accept(p.id) } catch { verdictErrors &+= 1 }
             return
         }
@@ -172,10 +181,11 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "untracked": "\(s.untracked)", "fallback_pkts": "\(s.passedFallback)",
             "conns_open": "\(engine.connectionCount)", "opened": "\(s.connectionsOpened)", "mptcp": "\(s.connectionsMPTCP)",
             "fallback": "\(s.connectionsFallback)", "closed": "\(s.connectionsClosed)", "reset": "\(s.connectionsReset)",
-            "expired": "\(s.connectionsExpired)", "dropped": "\(s.dropped)", "malformed": "\(s.malformed)",
+            "expired": "\(s.connectionsExpired)",
+            "dropped": "\(DropReason.allCases.map { "\($0)=\(s.dropped($0))" }.joined(separator: ","))", "malformed": "\(s.malformed)",
             "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
             "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
-            "originated": "\(s.originated)", "raw_send_errors": "\(sender?.errors ?? 0)",
+            "originated": "\(s.originated)", "truncated": "\(truncatedPackets)", "raw_send_errors": "\(sender?.errors ?? 0)",
         ])
     }
 }

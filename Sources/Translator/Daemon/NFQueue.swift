@@ -28,6 +28,9 @@ public struct QueuedPacket {
     public var gso: Bool
     /// Input interface index (0 when not given).
     public var inputInterface: UInt32
+    /// The kernel copied only part of the packet (it is larger than the
+    /// copy range): it cannot be rewritten.
+    public var truncated: Bool = false
 }
 
 /// The packet source and verdict sink the daemon runs on. NFQueue is the
@@ -52,6 +55,10 @@ public final class NFQueue: PacketQueue {
     private let recvBuffer: UnsafeMutableRawBufferPointer
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private var attrs: [UnsafePointer<nlattr>?] = Array(repeating: nil, count: Int(__NFQA_MAX.rawValue))
+    /// Reused for every verdict that carries a packet (no per-packet allocation).
+    private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+    private let pad = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 4)
+    private var peer = sockaddr_nl()
     public private(set) var enobufs: UInt64 = 0
 
     public var fileDescriptor: Int32 { mnl_socket_get_fd(nl) }
@@ -67,6 +74,8 @@ public final class NFQueue: PacketQueue {
             throw e
         }
         portID = mnl_socket_get_portid(s)
+        pad.storeBytes(of: 0, as: UInt32.self)
+        peer.nl_family = sa_family_t(AF_NETLINK)
         recvBuffer = .allocate(byteCount: 0xffff + 4096, alignment: 16)
         sendBuffer = .allocate(byteCount: 4096, alignment: 16)
         var size = Int32(receiveBufferBytes)
@@ -89,6 +98,8 @@ public final class NFQueue: PacketQueue {
     }
 
     deinit {
+        iov.deallocate()
+        pad.deallocate()
         mnl_socket_close(nl)
         recvBuffer.deallocate()
         sendBuffer.deallocate()
@@ -152,7 +163,11 @@ public final class NFQueue: PacketQueue {
         }
         var ifin: UInt32 = 0
         if let a = attrs[Int(NFQA_IFINDEX_INDEV.rawValue)] { ifin = UInt32(bigEndian: mnl_attr_get_u32(a)) }
-        return QueuedPacket(id: id, payload: payload, gso: gso, inputInterface: ifin)
+        var truncated = false
+        if let a = attrs[Int(NFQA_CAP_LEN.rawValue)] {
+            truncated = Int(UInt32(bigEndian: mnl_attr_get_u32(a))) > payload.count
+        }
+        return QueuedPacket(id: id, payload: payload, gso: gso, inputInterface: ifin, truncated: truncated)
     }
 
     private func verdictHeader(_ id: UInt32, _ verdict: UInt32) -> UnsafeMutablePointer<nlmsghdr> {
@@ -186,32 +201,21 @@ public final class NFQueue: PacketQueue {
         let prefix = Int(nlh.pointee.nlmsg_len) + 4
         let pad = (4 - (pktLen & 3)) & 3
         nlh.pointee.nlmsg_len = UInt32(prefix + pktLen + pad)
-        var zero: UInt32 = 0
-        try withUnsafeMutableBytes(of: &zero) { z in
-            var iov: [iovec] = [
-                iovec(iov_base: UnsafeMutableRawPointer(nlh), iov_len: prefix),
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count),
-                iovec(iov_base: z.baseAddress, iov_len: pad),
-            ]
-            var sa = sockaddr_nl()
-            sa.nl_family = sa_family_t(AF_NETLINK)
-            let r = iov.withUnsafeMutableBufferPointer { iovp -> Int in
-                withUnsafeMutablePointer(to: &sa) { sap -> Int in
-                    var msg = msghdr()
-                    msg.msg_name = UnsafeMutableRawPointer(sap)
-                    msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
-                    msg.msg_iov = iovp.baseAddress
-                    msg.msg_iovlen = payload.count == 0 ? 2 + (pad > 0 ? 0 : 0) : 4
-                    if payload.count == 0 {
-                        // Header only: keep the padding iovec right after it.
-                        iovp[2] = iovp[3]
-                        msg.msg_iovlen = 3
-                    }
-                    return sendmsg(mnl_socket_get_fd(nl), &msg, 0)
-                }
-            }
-            guard r >= 0 else { throw QueueError("verdict with packet") }
+        var n = 0
+        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(nlh), iov_len: prefix); n += 1
+        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count); n += 1
+        if payload.count > 0 {
+            iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count); n += 1
         }
+        if pad > 0 { iov[n] = iovec(iov_base: self.pad, iov_len: pad); n += 1 }
+        let r = withUnsafeMutablePointer(to: &peer) { sap -> Int in
+            var msg = msghdr()
+            msg.msg_name = UnsafeMutableRawPointer(sap)
+            msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+            msg.msg_iov = iov
+            msg.msg_iovlen = n
+            return sendmsg(mnl_socket_get_fd(nl), &msg, 0)
+        }
+        guard r >= 0 else { throw QueueError("verdict with packet") }
     }
 }
