@@ -11,15 +11,7 @@ swift build -c release --product nfq-mptcp
 set +e
 . tests/integration/lib.sh
 C=demo-c-$TID; G=demo-g-$TID; S=demo-s-$TID; Q=$((1000 + TID % 20000))
-ns_add $C; ns_add $G; ns_add $S
-ip link add c0 netns $C type veth peer name g0 netns $G
-ip link add g1 netns $G type veth peer name s1 netns $S
-in_ns $C ip addr add 10.31.1.1/24 dev c0; in_ns $G ip addr add 10.31.1.2/24 dev g0
-in_ns $G ip addr add 10.31.2.1/24 dev g1; in_ns $S ip addr add 10.31.2.2/24 dev s1
-for x in "$C c0" "$G g0" "$G g1" "$S s1"; do set -- $x; ip -n $1 link set $2 up; done
-in_ns $C ip route add default via 10.31.1.2; in_ns $S ip route add 10.31.1.0/24 via 10.31.2.1
-in_ns $G sysctl -qw net.ipv4.ip_forward=1; in_ns $S sysctl -qw net.mptcp.enabled=1
-ip -n $C link set c0 gso_max_size 65000
+make_initiator_testbed $C $G $S
 echo "== testbed: client 10.31.1.1 (plain TCP) -> gateway (nfq-mptcp, LAN g0, uplink g1) -> server 10.31.2.2 (kernel MPTCP)"
 bg_ns $S "$WORK/server.log" python3 "$XFER" serve --mptcp --port 5001 --log "$WORK/peers.log"
 wait_for 5 grep -q listening "$WORK/server.log"

@@ -71,3 +71,24 @@ finish() {
     echo "# $CHECKS checks, $FAILURES failed"
     [ "$FAILURES" = 0 ]
 }
+
+# The initiator testbed: client $1 (plain TCP, 10.31.1.1 / fd31:1::1) —
+# gateway $2 (LAN g0, uplink g1, forwarding) — server $3 (10.31.2.2 /
+# fd31:2::2, kernel MPTCP enabled). The client's GSO size is capped so a
+# super-segment plus DSS still fits in what a verdict carries.
+make_initiator_testbed() {
+    local C=$1 G=$2 S=$3
+    ns_add $C; ns_add $G; ns_add $S
+    ip link add c0 netns $C type veth peer name g0 netns $G
+    ip link add g1 netns $G type veth peer name s1 netns $S
+    in_ns $C ip addr add 10.31.1.1/24 dev c0; in_ns $C ip addr add fd31:1::1/64 dev c0 nodad
+    in_ns $G ip addr add 10.31.1.2/24 dev g0; in_ns $G ip addr add fd31:1::2/64 dev g0 nodad
+    in_ns $G ip addr add 10.31.2.1/24 dev g1; in_ns $G ip addr add fd31:2::1/64 dev g1 nodad
+    in_ns $S ip addr add 10.31.2.2/24 dev s1; in_ns $S ip addr add fd31:2::2/64 dev s1 nodad
+    local x; for x in "$C c0" "$G g0" "$G g1" "$S s1"; do set -- $x; ip -n $1 link set $2 up; done
+    in_ns $C ip route add default via 10.31.1.2; in_ns $C ip -6 route add default via fd31:1::2
+    in_ns $S ip route add 10.31.1.0/24 via 10.31.2.1; in_ns $S ip -6 route add fd31:1::/64 via fd31:2::1
+    in_ns $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    in_ns $S sysctl -qw net.mptcp.enabled=1
+    ip -n $C link set c0 gso_max_size 65000
+}
