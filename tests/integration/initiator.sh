@@ -97,6 +97,29 @@ rsts=$(tshark -r "$WORK/uplink.pcap" -Y 'tcp.flags.reset == 1' 2>/dev/null | wc 
 unmapped=$(tshark -r "$WORK/uplink.pcap" -Y 'ip.src == 10.31.1.1 || ipv6.src == fd31:1::1' -T fields -e tcp.len -e tcp.options.mptcp.dseqnpresent.flag -e tcp.options.mptcp.datalvllen 2>/dev/null \
     | awk -F'\t' '$1 > 0 && $2 != "1" && $3 == "" {n++} END {print n+0}')
 [ "$unmapped" = 0 ]; check "every translated data segment carries a mapping" $? "$unmapped without"
+# Loss: 1% of forwarded TCP packets dropped at random, both directions (after
+# translation; a GSO super-segment counts as one packet), so retransmissions,
+# duplicate ACKs and SACK cross the translator. Transfers must stay intact
+# and the server kernel must see no MPTCP error.
+bg_ns $G "$WORK/daemon-loss.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --install-rules --time-wait 2
+DL=$LAST_PID; wait_for 10 grep -q "queue $Q bound" "$WORK/daemon-loss.log"
+in_ns $G iptables -A FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
+in_ns $G ip6tables -A FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
+in_ns $S nstat -n >/dev/null
+for fam in 4 6; do
+    dst=10.31.2.2; [ $fam = 6 ] && dst=fd31:2::2
+    out=$(run_xfer up $dst 5001 16777216 21); check "1% loss, IPv$fam upload 16 MiB intact" $? "$(echo "$out" | json_field mbit_s 2>/dev/null) Mbit/s"
+    out=$(run_xfer down $dst 5001 16777216 22); check "1% loss, IPv$fam download 16 MiB intact" $? "$(echo "$out" | json_field mbit_s 2>/dev/null) Mbit/s"
+done
+drops=$(in_ns $G iptables -L FORWARD -v -x -n | awk '/statistic/ {print $1}')
+[ "${drops:-0}" -gt 0 ]; check "the loss rule dropped packets" $? "$drops IPv4 packets"
+for bad in MPTcpExtDSSNotMatching MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtDSSNoMatchTCP MPTcpExtMPCapableFallbackACK; do
+    v=$(nstat_value $S $bad); [ "$v" = 0 ]; check "with loss, server kernel: $bad = 0" $? "$v"
+done
+in_ns $G iptables -D FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
+in_ns $G ip6tables -D FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
+kill -TERM $DL; wait $DL
+
 # Throughput: translator vs plain forwarding (no queue), same testbed, same
 # run: iperf3 (plain TCP client, server under mptcpize so the kernel speaks
 # MPTCP), 5 s each direction.
