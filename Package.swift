@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CMnl", path: "Sources/CMnl",
                        pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        // Heap-allocation counter for the benchmark and the allocation test only.
+        .target(name: "CAllocCounter"),
 
         // The protocol engine: pure Swift, no syscalls, no Foundation.
         .target(name: "MPTCPStack",
@@ -48,14 +50,17 @@ let package = Package(
                               .product(name: "Logging", package: "swift-log"),
                           ]),
 
+        // A steady-state engine workload shared by Bench and the allocation test.
+        .target(name: "Workloads", dependencies: ["MPTCPStack"]),
+
         .executableTarget(name: "Bench",
                           dependencies: [
-                              "Translator", "MPTCPStack",
+                              "Translator", "MPTCPStack", "CAllocCounter", "Workloads",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 
         .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
-        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack"]),
+        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack", "Workloads", "CAllocCounter"]),
         // Runs tests/integration/*.sh (namespaces, the daemon, the kernel's MPTCP).
         .testTarget(name: "IntegrationTests"),
     ]

@@ -153,7 +153,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         // A LAN host that speaks MPTCP itself, a SYN with data (TFO) or one
         // with no option room left passes as plain TCP, untracked.
-        if opts.present.intersection(.anyMPTCP) != [] || !v.tcp.payload.isEmpty || opts.usedLength + 4 > 40 {
+        if !opts.present.isDisjoint(with: .anyMPTCP) || !v.tcp.payload.isEmpty || opts.usedLength + 4 > 40 {
             if opts.usedLength + 4 > 40 { stats.noOptionRoom &+= 1 }
             stats.untracked &+= 1
             return .accept
@@ -394,7 +394,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             stats.connectionsFallback &+= 1
             return fallBack(h)
         }
-        if opts.present.intersection([.addAddr, .removeAddr, .mpPrio]) != [] { hadSignalling = true }
+        if !opts.present.isDisjoint(with: .signalling) { hadSignalling = true }
 
         // Sequence number towards the client: from the DSN of the first byte.
         var seq = t.seq

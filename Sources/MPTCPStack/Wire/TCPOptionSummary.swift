@@ -23,6 +23,8 @@ public struct TCPOptionSummary: Sendable {
         public static let mpTCPRST = Present(rawValue: 1 << 13)
         public static let unknown = Present(rawValue: 1 << 14)
         public static let malformed = Present(rawValue: 1 << 15)
+        /// Address signalling: nothing in it for a LAN host.
+        public static let signalling: Present = [.addAddr, .removeAddr, .mpPrio]
         public static let anyMPTCP: Present = [.mpCapable, .mpJoin, .dss, .addAddr, .removeAddr, .mpPrio, .mpFail, .mpFastclose, .mpTCPRST]
     }
 
