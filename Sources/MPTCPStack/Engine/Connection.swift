@@ -39,6 +39,46 @@ struct PeerMapping {
     }
 }
 
+/// One TCP subflow of a connection, from the translator's side: "local" is
+/// the end the translator speaks for (the LAN client on the initial subflow,
+/// the gateway's uplink address on a joined one), "remote" is the MPTCP peer.
+struct Subflow {
+    var local: Endpoint
+    var remote: Endpoint
+    var uplink: UInt8 = 0
+    var addressID: UInt8 = 0
+
+    // Our sending side on this subflow.
+    var localISN = TCPSeq(0)
+    /// One past the highest sequence sent (data and FIN).
+    var sndMax = TCPSeq(0)
+    var window: UInt16 = 0
+
+    // The peer's sending side.
+    var remoteISN = TCPSeq(0)
+    /// The peer's SYN/ACK (or SYN) has been seen: remoteISN and rcvMax are valid.
+    var remoteISNKnown = false
+    /// One past the highest peer sequence seen (data and FIN): caps the
+    /// subflow-level ACK, which must not cover what was not sent.
+    var rcvMax = TCPSeq(0)
+    /// The last DSS mapping the peer sent on this subflow.
+    var mapping = PeerMapping()
+
+    /// Timestamps (RFC 7323), when both ends use them: our latest TSval and
+    /// the peer's latest (echoed in what the translator sends itself).
+    var timestamps = false
+    var localTSval: UInt32 = 0
+    var remoteTSval: UInt32 = 0
+
+    /// Both FINs of this subflow are acknowledged.
+    var closed = false
+
+    init(local: Endpoint, remote: Endpoint) { self.local = local; self.remote = remote }
+
+    static let unused = Subflow(local: Endpoint(address: .v4(IPv4Address(0)), port: 0),
+                                remote: Endpoint(address: .v4(IPv4Address(0)), port: 0))
+}
+
 /// A translated connection (initiator role: the LAN host speaks plain TCP,
 /// the peer beyond the uplink speaks MPTCP v1).
 struct Connection {
@@ -56,15 +96,20 @@ struct Connection {
     var phase: Phase = .synSent
     var key: FlowKey
     var generation: UInt32 = 0
-    var uplink: UInt8 = 0
 
-    // Initial subflow sequence spaces. The initial subflow keeps the client's
-    // ISN towards the peer and the peer's ISN towards the client.
+    /// The subflows, inline (no heap): [0] is the initial subflow, which
+    /// keeps the connection's 4-tuple, the client's ISN towards the peer and
+    /// the peer's ISN towards the client.
+    var subflows: InlineArray<8, Subflow> = InlineArray(repeating: .unused)
+    var subflowCount = 1
+    var initial: Subflow {
+        get { subflows[0] }
+        set { subflows[0] = newValue }
+    }
+
+    // The client's view of the two byte streams (data level <-> client space).
     var clientISN: TCPSeq
     var serverISN = TCPSeq(0)
-    /// The peer's SYN/ACK has been seen (serverISN and peerSndMax are valid).
-    var serverISNKnown = false
-
     // Keys (RFC 8684 §3.1): ours on behalf of the client, and the peer's.
     var localKey: UInt64
     var localIDSN: UInt64
@@ -80,7 +125,6 @@ struct Connection {
     var havePeerDataAck = false
     /// Highest DSN we have told the peer about (upload direction), for expanding.
     var lastUploadDSN: UInt64 = 0
-    var peerMapping = PeerMapping()
     /// DSN of the peer's DATA_FIN, once seen.
     var peerDataFinDSN: UInt64?
     var clientFinSeq: TCPSeq?
@@ -88,27 +132,11 @@ struct Connection {
     var clientFinAcked = false
     /// ... and an ACK saying so has gone to the client.
     var clientFinAckForwarded = false
-    /// Both subflow FINs are acknowledged (the translator acked the peer's).
-    var subflowClosed = false
     var peerFinForwarded = false
     var peerFinAcked = false
 
-    // Subflow level (the initial subflow).
-    /// One past the highest peer sequence seen (data and FIN): caps the
-    /// subflow-level ACK we send, which must not cover what was not sent.
-    var peerSndMax = TCPSeq(0)
     /// One past the highest client-space sequence delivered to the client.
     var deliveredMax = TCPSeq(0)
-
-    // What an ACK the translator sends itself needs (towards the peer).
-    /// One past the highest client sequence seen (data and FIN).
-    var clientSndMax = TCPSeq(0)
-    var clientWindow: UInt16 = 0
-    /// Timestamps, when both ends use them (RFC 7323): the client's latest
-    /// TSval (reused in our ACKs) and the peer's latest (echoed).
-    var timestamps = false
-    var clientTSval: UInt32 = 0
-    var peerTSval: UInt32 = 0
 
     var lastSeen: Instant
     var deadline: Instant
@@ -116,6 +144,10 @@ struct Connection {
     init(key: FlowKey, clientISN: TCPSeq, localKey: UInt64, now: Instant, deadline: Instant) {
         self.key = key
         self.clientISN = clientISN
+        var sf = Subflow(local: key.client, remote: key.server)
+        sf.localISN = clientISN
+        sf.sndMax = clientISN + 1
+        self.subflows[0] = sf
         self.localKey = localKey
         self.localIDSN = MPTCPCrypto.idsn(key: localKey)
         self.lastUploadDSN = localIDSN &+ 1

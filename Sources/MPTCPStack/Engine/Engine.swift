@@ -80,7 +80,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .uplink(let u):
             let key = FlowKey(client: dst, server: src)
             guard let h = table[key] else { stats.untracked &+= 1; return .accept }
-            conns[h]!.uplink = u
+            conns[h]!.initial.uplink = u
             return fromPeer(v, handle: h, now: now, gso: gso)
         }
     }
@@ -205,7 +205,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                         policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
         }
         guard t.has(TCPFlags.ack) else { return .accept }
-        if c.subflowClosed && t.payload.isEmpty && !t.has(TCPFlags.fin) {
+        if c.initial.closed && t.payload.isEmpty && !t.has(TCPFlags.fin) {
             // Both FINs are acknowledged on the subflow and the peer has
             // closed it: a late ACK (say a D-SACK for a repeated FIN) would
             // only draw a RST.
@@ -217,12 +217,12 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let fin = t.has(TCPFlags.fin)
         let rel = t.seq.rawValue &- c.clientISN.rawValue
         let sndEnd = t.seq + n + (fin ? 1 : 0)
-        if c.clientSndMax < sndEnd { c.clientSndMax = sndEnd }
-        c.clientWindow = t.window
-        if c.timestamps, let ts = Self.timestamp(t.optionArea) { c.clientTSval = ts }
+        if c.initial.sndMax < sndEnd { c.initial.sndMax = sndEnd }
+        c.initial.window = t.window
+        if c.initial.timestamps, let ts = Self.timestamp(t.optionArea) { c.initial.localTSval = ts }
         var dataAck = c.remoteIDSN &+ 1
-        if c.serverISNKnown || c.fullyEstablished {
-            dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.peerMapping.dsn)
+        if c.initial.remoteISNKnown || c.fullyEstablished {
+            dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.initial.mapping.dsn)
         }
         if fin { c.clientFinSeq = t.seq + n }
         if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
@@ -280,7 +280,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// acknowledge a FIN that stands for the peer's DATA_FIN).
     private func subflowAck(_ c: Connection, clientAck: TCPSeq) -> TCPSeq {
         // peerSndMax is set from the SYN/ACK on; before it there is nothing to cap.
-        if c.serverISNKnown && c.peerSndMax < clientAck { return c.peerSndMax }
+        if c.initial.remoteISNKnown && c.initial.rcvMax < clientAck { return c.initial.rcvMax }
         return clientAck
     }
 
@@ -312,15 +312,16 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.remoteKey = key
             c.remoteIDSN = MPTCPCrypto.idsn(key: key)
             c.serverISN = t.seq
-            c.serverISNKnown = true
-            c.peerSndMax = t.seq + 1
+            c.initial.remoteISN = t.seq
+            c.initial.remoteISNKnown = true
+            c.initial.rcvMax = t.seq + 1
             c.deliveredMax = t.seq + 1
-            c.peerMapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
+            c.initial.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
             c.checksums = config.requestChecksums || opts.mpCapable.checksumRequired
-            c.timestamps = opts.has(.timestamps)
-            c.peerTSval = opts.tsValue
-            c.clientTSval = opts.tsEchoReply
-            c.clientSndMax = c.clientISN + 1
+            c.initial.timestamps = opts.has(.timestamps)
+            c.initial.remoteTSval = opts.tsValue
+            c.initial.localTSval = opts.tsEchoReply
+            c.initial.sndMax = c.clientISN + 1
             c.phase = .established
             stats.connectionsMPTCP &+= 1
             return rewriteSynAck(v, gso: gso)
@@ -350,10 +351,10 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
         let n = UInt32(t.payload.count)
         let rel = t.seq.rawValue &- c.serverISN.rawValue
-        if c.timestamps && opts.has(.timestamps) { c.peerTSval = opts.tsValue }
+        if c.initial.timestamps && opts.has(.timestamps) { c.initial.remoteTSval = opts.tsValue }
         var end = t.seq + n
         if t.has(TCPFlags.fin) { end = end + 1 }
-        if c.peerSndMax < end { c.peerSndMax = end }
+        if c.initial.rcvMax < end { c.initial.rcvMax = end }
 
         var hadSignalling = false
         if opts.has(.dss) {
@@ -369,7 +370,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if let cf = c.clientFinSeq, c.clientAck(ofDataAck: c.peerDataAck) == cf + 1 { c.clientFinAcked = true }
             }
             if let m = d.mapping {
-                let near = c.peerMapping.valid ? c.peerMapping.dsn : c.remoteIDSN &+ 1
+                let near = c.initial.mapping.valid ? c.initial.mapping.dsn : c.remoteIDSN &+ 1
                 let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
                 if c.checksums, let cs = m.checksum, Int(m.length) == t.payload.count, n > 0,
                    !DSSChecksum.verify(dsn: dsn, subflowSeq: m.subflowSeq, length: m.length, checksum: cs, payload: t.payload) {
@@ -384,7 +385,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                         stats.connectionsFallback &+= 1
                         return fallBack(h)
                     }
-                    c.peerMapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
+                    c.initial.mapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
                     if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
                 }
             }
@@ -401,7 +402,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         var flags = t.flags & ~TCPFlags.fin
         let carriesDataFin = opts.has(.dss) && opts.dss.dataFin
         if n > 0 {
-            guard let dsn = c.peerMapping.dsn(atRelative: rel) else {
+            guard let dsn = c.initial.mapping.dsn(atRelative: rel) else {
                 stats.dropped[Int(DropReason.unmapped.rawValue)] &+= 1
                 return .drop(.unmapped)
             }
@@ -419,7 +420,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // zero-window probe (SND.NXT - 1), which the client must see as
             // old so that it answers.
             // (A subflow FIN turned into a pure ACK goes at the next sequence.)
-            let offset = t.has(TCPFlags.fin) ? 0 : t.seq - c.peerSndMax
+            let offset = t.has(TCPFlags.fin) ? 0 : t.seq - c.initial.rcvMax
             seq = offset < 0 && offset > -(1 << 20) ? c.deliveredMax - UInt32(-offset) : c.deliveredMax
         }
         let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
@@ -437,7 +438,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // that stood for the DATA_FIN: the client will not acknowledge
             // it again, so the translator does, at subflow level.
             ackPeer(c)
-            if c.clientFinAcked { c.subflowClosed = true }
+            if c.clientFinAcked { c.initial.closed = true }
         }
         if c.clientFinAcked && n == 0 && flags & TCPFlags.fin == 0 && c.clientFinAckForwarded {
             // The client's FIN is acknowledged and it has been told: a
@@ -462,17 +463,17 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func ackPeer(_ c: Connection) {
         guard let out = outbox.reserve() else { return }
         var w = ByteWriter(writer.options)
-        if c.timestamps {
-            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.clientTSval); w.u32(c.peerTSval)
+        if c.initial.timestamps {
+            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.initial.localTSval); w.u32(c.initial.remoteTSval)
         }
-        let dataAck = c.peerDataFinDSN.map { $0 &+ 1 } ?? c.peerMapping.dsn
+        let dataAck = c.peerDataFinDSN.map { $0 &+ 1 } ?? c.initial.mapping.dsn
         MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true)).write(into: &w)
-        let len = SegmentWriter.writeBare(into: out, source: c.key.client, destination: c.key.server,
-                                          seq: c.clientSndMax, ack: c.peerSndMax, flags: TCPFlags.ack,
-                                          window: c.clientWindow,
+        let len = SegmentWriter.writeBare(into: out, source: c.initial.local, destination: c.initial.remote,
+                                          seq: c.initial.sndMax, ack: c.initial.rcvMax, flags: TCPFlags.ack,
+                                          window: c.initial.window,
                                           options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
         if len > 0 {
-            outbox.commit(length: len, towards: .uplink(c.uplink))
+            outbox.commit(length: len, towards: .uplink(c.initial.uplink))
             stats.originated &+= 1
         }
     }
