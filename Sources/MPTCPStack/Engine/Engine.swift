@@ -133,6 +133,15 @@ public final class Engine<RNG: RandomNumberGenerator> {
         deadlines.insert(Deadline(at: at, handle: h, generation: conns[h]!.generation))
     }
 
+    /// Both directions are closed at data level: the connection enters its
+    /// time-wait (late segments are still translated until it expires).
+    private func closeIfDone(_ c: inout Connection, _ h: Int, _ now: Instant) {
+        guard c.clientFinAcked && c.peerFinAcked && c.phase != .closed else { return }
+        conns[h] = c
+        close(h, now: now, reset: false)
+        c = conns[h]!
+    }
+
     /// A fresh local key whose token no tracked connection uses (§3.2).
     private func freshKey() -> UInt64 {
         while true {
@@ -167,9 +176,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func rewriteClientSYN(_ v: TCPPacketView, handle h: Int, gso: Bool) -> Verdict {
         var flags = MPCapable.flagHMACSHA256
         if config.requestChecksums { flags |= MPCapable.flagChecksumRequired }
-        let added = AddedOptions(first: .mptcp_mpCapable(MPCapable(version: 1, flags: flags)))
+        let added = AddedOptions(first: .mpCapable(MPCapable(version: 1, flags: flags)))
         return emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
     }
 
     private func fromClient(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
@@ -202,15 +211,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c = conns[h]!
             stats.fastcloseSent &+= 1
             return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
-                        policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+                        policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
         }
         guard t.has(TCPFlags.ack) else { return .accept }
         if c.initial.closed && t.payload.isEmpty && !t.has(TCPFlags.fin) {
             // Both FINs are acknowledged on the subflow and the peer has
             // closed it: a late ACK (say a D-SACK for a repeated FIN) would
             // only draw a RST.
-            stats.dropped[Int(DropReason.closed.rawValue)] &+= 1
-            return .drop(.closed)
+            return drop(.closed)
         }
 
         let n = UInt32(t.payload.count)
@@ -226,11 +234,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         if fin { c.clientFinSeq = t.seq + n }
         if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
-        if c.clientFinAcked && c.peerFinAcked && c.phase != .closed {
-            conns[h] = c
-            close(h, now: now, reset: false)
-            c = conns[h]!
-        }
+        closeIfDone(&c, h, now)
 
         var added = AddedOptions()
         if !c.fullyEstablished && n == 0 && !fin {
@@ -252,7 +256,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             if n > 0 || fin {
                 let dsn = c.uploadDSN(t.seq)
                 let len = n + (fin ? 1 : 0)
-                guard len <= 0xffff else { stats.dropped[Int(DropReason.tooBig.rawValue)] &+= 1; return .drop(.tooBig) }
+                guard len <= 0xffff else { return drop(.tooBig) }
                 // A DATA_FIN alone (no data) is mapped with subflow seq 0 (§3.3.3).
                 let ssn = n == 0 ? 0 : rel
                 var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: UInt16(len))
@@ -268,7 +272,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         stats.translatedToPeer &+= 1
         let ack = subflowAck(c, clientAck: t.ack)
         return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso, toPeer: true)
+                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
     }
 
     private func capableFlags(_ c: Connection) -> UInt8 {
@@ -339,13 +343,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
             conns[h] = c
             close(h, now: now, reset: true)
             c = conns[h]!
-            if wasClosed && !t.has(TCPFlags.rst) { return .drop(.closed) }
+            if wasClosed && !t.has(TCPFlags.rst) { return drop(.closed) }
             // Reset the client at the sequence it expects next.
             let seq = c.deliveredMax
             stats.translatedToLAN &+= 1
             let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : t.ack
             return emit(v, seq: seq, ack: ack, flags: TCPFlags.rst | TCPFlags.ack,
-                        window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false,
+                        window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso,
                         dropPayload: true)
         }
 
@@ -375,7 +379,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if c.checksums, let cs = m.checksum, Int(m.length) == t.payload.count, n > 0,
                    !DSSChecksum.verify(dsn: dsn, subflowSeq: m.subflowSeq, length: m.length, checksum: cs, payload: t.payload) {
                     stats.dssChecksumFailed &+= 1
-                    return .drop(.badMPTCP)
+                    return drop(.badMPTCP)
                 }
                 if d.dataFin && m.length == 1 && n == 0 {
                     c.peerDataFinDSN = dsn // DATA_FIN alone (§3.3.3)
@@ -403,8 +407,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let carriesDataFin = opts.has(.dss) && opts.dss.dataFin
         if n > 0 {
             guard let dsn = c.initial.mapping.dsn(atRelative: rel) else {
-                stats.dropped[Int(DropReason.unmapped.rawValue)] &+= 1
-                return .drop(.unmapped)
+                return drop(.unmapped)
             }
             seq = c.clientSeq(ofDownloadDSN: dsn)
             if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
@@ -430,8 +433,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if hadSignalling && n == 0 && flags & TCPFlags.fin == 0 && !opts.has(.dss) {
             // Only ADD_ADDR / REMOVE_ADDR / MP_PRIO: nothing for the client
             // (forwarding it would look like a duplicate ACK).
-            stats.dropped[Int(DropReason.signallingOnly.rawValue)] &+= 1
-            return .drop(.signallingOnly)
+            return drop(.signallingOnly)
         }
         if t.has(TCPFlags.fin) && flags & TCPFlags.fin == 0 {
             // The peer's subflow FIN after the client already has the FIN
@@ -444,18 +446,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // The client's FIN is acknowledged and it has been told: a
             // further pure ACK has nothing for it, and a client that has
             // already closed would answer it with a RST.
-            stats.dropped[Int(DropReason.closed.rawValue)] &+= 1
-            return .drop(.closed)
+            return drop(.closed)
         }
         if c.clientFinAcked { c.clientFinAckForwarded = true }
-        if c.clientFinAcked && c.peerFinAcked && c.phase != .closed {
-            conns[h] = c
-            close(h, now: now, reset: false)
-            c = conns[h]!
-        }
+        closeIfDone(&c, h, now)
         stats.translatedToLAN &+= 1
         return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, toPeer: false)
+                    policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso)
     }
 
     /// Sends the peer a pure ACK of everything it has sent on the subflow,
@@ -496,13 +493,19 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func rewriteSynAck(_ v: TCPPacketView, gso: Bool) -> Verdict {
         emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
              policy: OptionPolicy(dropMPTCP: true, mssLimit: nil, mssClamp: config.mssClamp),
-             added: AddedOptions(), gso: gso, toPeer: false)
+             added: AddedOptions(), gso: gso)
     }
 
     // MARK: - Emission
 
+    /// Counts a drop and says so.
+    private func drop(_ r: DropReason) -> Verdict {
+        stats.dropped[Int(r.rawValue)] &+= 1
+        return .drop(r)
+    }
+
     private func emit(_ v: TCPPacketView, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
-                      policy: OptionPolicy, added: AddedOptions, gso: Bool, toPeer: Bool,
+                      policy: OptionPolicy, added: AddedOptions, gso: Bool,
                       dropPayload: Bool = false) -> Verdict {
         guard let optLen = writer.buildOptions(original: v.tcp.optionArea, policy: policy, added: added, stats: &stats) else {
             stats.noOptionRoom &+= 1
@@ -512,17 +515,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
         guard let hl = SegmentWriter.writeHeaders(into: headerBuffer, original: v, seq: seq, ack: ack, flags: flags,
                                                   window: window, options: options, computeChecksum: !gso,
                                                   payloadIncluded: !dropPayload) else {
-            stats.dropped[Int(DropReason.tooBig.rawValue)] &+= 1
-            return .drop(.tooBig)
+            return drop(.tooBig)
         }
         return .rewrite(headerLength: hl, payloadOffset: dropPayload ? v.ip.count : v.tcpOffset + v.tcp.headerLength)
     }
 }
 
-extension AddedOptions {
-    init(first: MPTCPOption?) { self.init(first: first, second: nil) }
-}
-
-extension MPTCPOption {
-    static func mptcp_mpCapable(_ m: MPCapable) -> MPTCPOption { .mpCapable(m) }
-}
