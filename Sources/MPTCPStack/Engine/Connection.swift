@@ -123,6 +123,9 @@ struct Connection {
     /// Highest DATA_ACK received from the peer (covers our upload).
     var peerDataAck: UInt64 = 0
     var havePeerDataAck = false
+    /// Highest DATA_ACK sent to the peer: what the client has acknowledged.
+    var dataAckToPeer: UInt64 = 0
+    var haveDataAckToPeer = false
     /// Highest DSN we have told the peer about (upload direction), for expanding.
     var lastUploadDSN: UInt64 = 0
     /// DSN of the peer's DATA_FIN, once seen.

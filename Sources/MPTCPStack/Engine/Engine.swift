@@ -232,6 +232,10 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if c.initial.remoteISNKnown || c.fullyEstablished {
             dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.peerDataFinDSN ?? c.initial.mapping.dsn)
         }
+        if !c.haveDataAckToPeer || dataAck &- c.dataAckToPeer < (1 << 62) {
+            c.dataAckToPeer = dataAck
+            c.haveDataAckToPeer = true
+        }
         if fin { c.clientFinSeq = t.seq + n }
         if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
         closeIfDone(&c, h, now)
@@ -463,7 +467,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if c.initial.timestamps {
             w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.initial.localTSval); w.u32(c.initial.remoteTSval)
         }
-        let dataAck = c.peerDataFinDSN.map { $0 &+ 1 } ?? c.initial.mapping.dsn
+        // What the client has acknowledged, no more (end-to-end semantics).
+        let dataAck = c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
         MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true)).write(into: &w)
         let len = SegmentWriter.writeBare(into: out, source: c.initial.local, destination: c.initial.remote,
                                           seq: c.initial.sndMax, ack: c.initial.rcvMax, flags: TCPFlags.ack,
