@@ -53,6 +53,14 @@ let package = Package(
         // A steady-state engine workload shared by Bench and the allocation test.
         .target(name: "Workloads", dependencies: ["MPTCPStack"]),
 
+        // Test-bed tool: delay and loss through NFQUEUE (the kernel has no netem).
+        .executableTarget(name: "linkemu",
+                          dependencies: [
+                              "Translator", "MPTCPStack", "CLinux",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "DequeModule", package: "swift-collections"),
+                          ]),
+
         .executableTarget(name: "Bench",
                           dependencies: [
                               "Translator", "MPTCPStack", "CAllocCounter", "Workloads",

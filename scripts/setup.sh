@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   pkg-config libnetfilter-queue-dev libmnl-dev libpcap-dev   # build: system libraries
   tshark tcpdump                                             # tests: independent MPTCP dissector, captures
-  iproute2 iptables ethtool iperf3 python3 mptcpd            # tests/demo: namespaces, queue rules, kernel MPTCP peer
+  iproute2 iptables ethtool iperf3 python3 mptcpd iputils-ping # tests/demo: namespaces, queue rules, kernel MPTCP peer
 )
 missing=()
 for p in "${PKGS[@]}"; do

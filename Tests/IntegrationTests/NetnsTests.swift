@@ -40,6 +40,12 @@ import Testing
         #expect(geteuid() == 0, "the netns integration tests need root")
     }
 
+    /// The test-bed link emulator: configured vs measured delay, loss, rate.
+    @Test func linkEmulatorIsAccurate() throws {
+        let o = try Self.script("linkemu.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 4)
+    }
+
     /// Issue 3: plain TCP client -> nfq-mptcp -> kernel MPTCP server.
     @Test func initiatorAgainstTheKernel() throws {
         let o = try Self.script("initiator.sh")
