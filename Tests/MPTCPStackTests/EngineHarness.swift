@@ -189,6 +189,13 @@ func tcpChecksumOK(_ bytes: [UInt8]) -> Bool {
 
 /// One engine, its clock, and the event loop a daemon would run.
 final class EngineHarness {
+    /// After the default 60 s time-wait, a closed connection is gone from the table.
+    func expectForgottenAfterTimeWait(sourceLocation: SourceLocation = #_sourceLocation) {
+        advance(.seconds(60))
+        runTimers()
+        #expect(engine.connectionCount == 0, sourceLocation: sourceLocation)
+    }
+
     let engine: Engine<SplitMix64>
     private(set) var now: Instant
     /// Events handled so far.

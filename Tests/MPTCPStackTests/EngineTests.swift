@@ -310,9 +310,7 @@ struct EngineTests {
         #expect(own.seq == c.cs(72) && own.ack == c.ss(302) && own.flags == ACK)
         #expect(own.dss == DSS(dataAck: R + 301 + 1))
 
-        h.advance(.seconds(60))
-        h.runTimers()
-        #expect(h.engine.connectionCount == 0)
+        h.expectForgottenAfterTimeWait()
     }
 
     @Test("data, DATA_FIN and subflow FIN in one peer segment: the client's ACK closes the subflow, no own ACK")
@@ -601,9 +599,7 @@ struct EngineTests {
         #expect(h.engine.stats.fastcloseSent == 1 && h.engine.stats.connectionsReset == 1)
         // The peer's answer to a reset connection, and a repeated RST, pass.
         #expect(h.lan(rst).verdict == .accept)
-        h.advance(.seconds(60))
-        h.runTimers()
-        #expect(h.engine.connectionCount == 0)
+        h.expectForgottenAfterTimeWait()
     }
 
     enum PeerAbort: String, CaseIterable, Sendable { case rstWithFastclose, rstAlone, fastcloseOnAck }
@@ -630,9 +626,7 @@ struct EngineTests {
         #expect(o.options == c.peerTSOptions)
         #expect(h.engine.stats.connectionsReset == 1)
         #expect(h.engine.stats.fastcloseReceived == (kind == .rstAlone ? 0 : 1))
-        h.advance(.seconds(60))
-        h.runTimers()
-        #expect(h.engine.connectionCount == 0)
+        h.expectForgottenAfterTimeWait()
     }
 
     @Test("peer RST before any DATA_ACK: the client's RST acknowledges what it really sent")
@@ -1046,9 +1040,7 @@ struct EngineTests {
         #expect(h.engine.stats.connectionsClosed + h.engine.stats.connectionsReset == UInt64(closed))
         let started = sims.filter(\.started).count
         #expect(h.engine.connectionCount == started)
-        h.advance(.seconds(60))
-        h.runTimers()
-        #expect(h.engine.connectionCount == 0)
+        h.expectForgottenAfterTimeWait()
         #expect(h.engine.stats.malformed == 0 && h.engine.stats.untracked == 0)
     }
 

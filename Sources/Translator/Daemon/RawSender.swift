@@ -24,6 +24,15 @@ public final class RawSender {
 
     deinit { close(fd4); close(fd6) }
 
+    /// sendto with a concrete socket address type.
+    private static func send<A>(_ p: UnsafeRawBufferPointer, on fd: Int32, to sa: inout A) -> Int {
+        withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, p.baseAddress, p.count, 0, $0, socklen_t(MemoryLayout<A>.size))
+            }
+        }
+    }
+
     /// Sends one complete IPv4 or IPv6 packet to its destination address.
     public func send(_ p: UnsafeRawBufferPointer) {
         guard p.count >= 20 else { errors &+= 1; return }
@@ -32,20 +41,12 @@ public final class RawSender {
             var sa = sockaddr_in()
             sa.sin_family = sa_family_t(AF_INET)
             memcpy(&sa.sin_addr, p.baseAddress! + 16, 4)
-            r = withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd4, p.baseAddress, p.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            r = Self.send(p, on: fd4, to: &sa)
         } else if p.count >= 40 {
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
             memcpy(&sa.sin6_addr, p.baseAddress! + 24, 16)
-            r = withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd6, p.baseAddress, p.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
+            r = Self.send(p, on: fd6, to: &sa)
         }
         if r < 0 { errors &+= 1 }
     }
