@@ -143,6 +143,8 @@ struct Connection {
 
     var lastSeen: Instant
     var deadline: Instant
+    /// Multipath state (nil with a single uplink).
+    var mp: MPConn?
 
     init(key: FlowKey, clientISN: TCPSeq, localKey: UInt64, now: Instant, deadline: Instant) {
         self.key = key

@@ -12,28 +12,32 @@ import HeapModule
 /// DATA_FIN <-> FIN.
 public final class Engine<RNG: RandomNumberGenerator> {
     public let config: EngineConfig
-    public private(set) var stats = EngineStats()
-    private var rng: RNG
+    public internal(set) var stats = EngineStats()
+    var rng: RNG
 
-    private var conns: [Connection?] = []
+    var conns: [Connection?] = []
     private var free: [Int] = []
-    private var table: [FlowKey: Int] = [:]
+    /// 4-tuple -> handle | subflow << 32 (subflow 0: the client's own 4-tuple).
+    var table: [FlowKey: Int] = [:]
+    var nextJoinPort = 0
     private var tokens: Set<UInt32> = []
 
-    private struct Deadline: Comparable {
+    struct Deadline: Comparable {
         var at: Instant
         var handle: Int
         var generation: UInt32
+        /// A multipath timer (else: idle / time-wait expiry).
+        var timer = false
         static func < (a: Deadline, b: Deadline) -> Bool { a.at < b.at }
     }
-    private var deadlines = Heap<Deadline>()
+    var deadlines = Heap<Deadline>()
 
     /// New IP + TCP headers of the last `.rewrite` verdict.
     public let headerBuffer: UnsafeMutableRawBufferPointer
     /// Packets the engine sent on its own during the last event; the caller
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()
-    private let writer: SegmentWriter
+    let writer: SegmentWriter
     private var nextGeneration: UInt32 = 1
 
     public init(config: EngineConfig = EngineConfig(), random: RNG) {
@@ -75,13 +79,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
             if v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) {
                 return clientSYN(v, key: key, now: now, gso: gso)
             }
-            guard let h = table[key] else { stats.untracked &+= 1; return .accept }
-            return fromClient(v, handle: h, now: now, gso: gso)
+            guard let e = table[key], e >> 32 == 0 else { stats.untracked &+= 1; return .accept }
+            return fromClient(v, handle: e, now: now, gso: gso)
         case .uplink(let u):
             let key = FlowKey(client: dst, server: src)
-            guard let h = table[key] else { stats.untracked &+= 1; return .accept }
-            conns[h]!.initial.uplink = u
-            return fromPeer(v, handle: h, now: now, gso: gso)
+            guard let e = table[key] else { stats.untracked &+= 1; return .accept }
+            let h = e & 0xffff_ffff
+            if e >> 32 == 0 { conns[h]!.initial.uplink = u }
+            return fromPeer(v, handle: h, subflow: e >> 32, uplink: u, now: now, gso: gso)
         }
     }
 
@@ -90,6 +95,10 @@ public final class Engine<RNG: RandomNumberGenerator> {
         while let d = deadlines.min, d.at <= now {
             _ = deadlines.popMin()
             guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
+            if d.timer {
+                if c.mp?.timerAt == d.at { mpTimer(d.handle, now: now) }
+                continue
+            }
             if c.phase == .closed {
                 if c.deadline <= now { remove(d.handle) } // else: an older idle deadline; TIME_WAIT's own is queued
             } else if c.lastSeen + config.idleTimeout <= now {
@@ -119,12 +128,18 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func remove(_ h: Int) {
         guard let c = conns[h] else { return }
         if table[c.key] == h { table[c.key] = nil }
+        if let mp = c.mp {
+            for (k, p) in mp.paths.enumerated() where k > 0 && p.state != .unused {
+                let jk = FlowKey(client: p.local, server: p.remote)
+                if table[jk] == h | (k << 32) { table[jk] = nil }
+            }
+        }
         tokens.remove(MPTCPCrypto.token(key: c.localKey))
         conns[h] = nil
         free.append(h)
     }
 
-    private func close(_ h: Int, now: Instant, reset: Bool) {
+    func close(_ h: Int, now: Instant, reset: Bool) {
         guard conns[h]!.phase != .closed else { return }
         conns[h]!.phase = .closed
         if reset { stats.connectionsReset &+= 1 } else { stats.connectionsClosed &+= 1 }
@@ -168,7 +183,17 @@ public final class Engine<RNG: RandomNumberGenerator> {
             return .accept
         }
         guard table.count < config.maxConnections else { stats.tableFull &+= 1; return .accept }
-        let c = Connection(key: key, clientISN: v.tcp.seq, localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
+        var c = Connection(key: key, clientISN: v.tcp.seq, localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
+        if config.multipath {
+            let mp = MPConn(capacity: config.sendBuffer)
+            mp.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
+            mp.clientMSS = opts.has(.mss) ? opts.mss : 536
+            mp.clientTimestamps = opts.has(.timestamps)
+            mp.clientTSval = opts.tsValue
+            mp.clientSackOK = opts.has(.sackPermitted)
+            mp.clientWindow = v.tcp.window
+            c.mp = mp
+        }
         let h = insert(c)
         return rewriteClientSYN(v, handle: h, gso: gso)
     }
@@ -200,6 +225,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         var c = conns[h]!
         defer { if conns[h]?.generation == c.generation { conns[h] = c } }
+        if c.mp != nil && !c.mp!.paths.isEmpty { return mpFromClient(v, &c, h, now: now) }
 
         if t.has(TCPFlags.rst) {
             // The client aborted: abort the MPTCP connection too (§3.5, option B).
@@ -279,7 +305,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                     policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
     }
 
-    private func capableFlags(_ c: Connection) -> UInt8 {
+    func capableFlags(_ c: Connection) -> UInt8 {
         MPCapable.flagHMACSHA256 | (c.checksums ? MPCapable.flagChecksumRequired : 0)
     }
 
@@ -294,12 +320,15 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
     // MARK: - Peer (uplink) side
 
-    private func fromPeer(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
+    private func fromPeer(_ v: TCPPacketView, handle h: Int, subflow k: Int, uplink u: UInt8, now: Instant, gso: Bool) -> Verdict {
         conns[h]!.lastSeen = now
         let t = v.tcp
         let opts = TCPOptionSummary(parsing: t.optionArea)
         var c = conns[h]!
         defer { if conns[h]?.generation == c.generation { conns[h] = c } }
+        if c.mp != nil && !c.mp!.paths.isEmpty && c.phase != .fallback {
+            return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
+        }
 
         switch c.phase {
         case .fallback:
@@ -332,6 +361,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.initial.sndMax = c.clientISN + 1
             c.phase = .established
             stats.connectionsMPTCP &+= 1
+            if c.mp != nil { mpEstablished(&c, synAck: t, opts: opts, uplink: u, now: now) }
             return rewriteSynAck(v, gso: gso)
         case .established, .closed:
             if t.has(TCPFlags.syn) {
@@ -504,7 +534,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     // MARK: - Emission
 
     /// Counts a drop and says so.
-    private func drop(_ r: DropReason) -> Verdict {
+    func drop(_ r: DropReason) -> Verdict {
         stats.dropped[Int(r.rawValue)] &+= 1
         return .drop(r)
     }

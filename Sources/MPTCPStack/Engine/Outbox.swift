@@ -1,9 +1,9 @@
-/// Packets the engine originates (not rewrites): a fixed ring of small
-/// buffers, drained by the caller after each event and sent through raw
-/// sockets. Nothing here allocates after init.
+/// Packets the engine originates (not rewrites): a fixed ring of buffers
+/// (each holds one MTU-sized packet), drained by the caller after each event
+/// and sent through raw sockets. Nothing here allocates after init.
 public struct Outbox {
-    public static let slotSize = 256
-    public static let slots = 64
+    public static let slotSize = 2048
+    public static let slots = 256
     let storage: UnsafeMutableRawBufferPointer
     var lengths: [Int]
     var sides: [Side]
@@ -40,13 +40,18 @@ public struct Outbox {
 }
 
 extension SegmentWriter {
-    /// Writes a complete IP + TCP packet with no payload (an ACK or RST the
-    /// translator sends on its own), checksums included. Returns its length.
+    /// Writes a complete IP + TCP packet the translator sends on its own (an
+    /// ACK, a SYN, a RST, or data from its buffers), checksums included.
+    /// Returns its length (0 if it does not fit or the families differ).
     static func writeBare(into out: UnsafeMutableRawBufferPointer, source: Endpoint, destination: Endpoint,
                           seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
-                          options: UnsafeRawBufferPointer) -> Int {
+                          options: UnsafeRawBufferPointer,
+                          payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                          payload2: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Int {
         var w = ByteWriter(out)
-        let tcpLen = 20 + options.count
+        let hdr = 20 + options.count
+        let tcpLen = hdr + payload.count + payload2.count
+        guard tcpLen + 40 <= out.count else { return 0 }
         switch (source.address, destination.address) {
         case let (.v4(s), .v4(d)):
             w.u8(0x45); w.u8(0); w.u16(UInt16(20 + tcpLen)); w.u16(0); w.u16(0x4000)
@@ -63,9 +68,11 @@ extension SegmentWriter {
         let tcpAt = w.offset
         w.u16(source.port); w.u16(destination.port)
         w.u32(seq.rawValue); w.u32(ack.rawValue)
-        w.u8(UInt8(tcpLen / 4) << 4); w.u8(flags); w.u16(window)
+        w.u8(UInt8(hdr / 4) << 4); w.u8(flags); w.u16(window)
         w.u16(0); w.u16(0)
         w.bytes(options)
+        w.bytes(payload)
+        w.bytes(payload2)
         var c = TCPChecksum.pseudoHeader(source: source.address, destination: destination.address, length: tcpLen)
         c.add(bytes: UnsafeRawBufferPointer(rebasing: out[tcpAt ..< tcpAt + tcpLen]))
         out.put16(c.checksum, at: tcpAt + 16)

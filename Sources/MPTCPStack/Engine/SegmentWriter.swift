@@ -136,3 +136,57 @@ struct SegmentWriter {
         return ipLen + tcpLen
     }
 }
+
+extension SegmentWriter {
+    /// Writes new IP and TCP headers for `v`'s payload between other
+    /// endpoints (a segment moved from a joined subflow onto the client's
+    /// connection): a fresh IP header (TOS/traffic class, TTL/hop limit and
+    /// IPv4 identification kept; IP options and IPv6 extension headers left
+    /// out), then TCP with `options`. The TCP checksum is computed unless the
+    /// packet is a GSO super-segment (then seeded as the kernel expects).
+    /// Returns the header length, or nil when the result is too big.
+    static func writeMoved(into out: UnsafeMutableRawBufferPointer, original v: TCPPacketView,
+                           source: Endpoint, destination: Endpoint,
+                           seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+                           options: UnsafeRawBufferPointer, computeChecksum: Bool) -> Int? {
+        let payload = v.tcp.payload
+        let tcpLen = 20 + options.count
+        var w = ByteWriter(out)
+        switch (source.address, destination.address) {
+        case let (.v4(s), .v4(d)):
+            let total = 20 + tcpLen + payload.count
+            guard total <= maxPacketLength else { return nil }
+            let tos = v.family == .v4 ? v.ip.u8(1) : 0
+            let id = v.family == .v4 ? v.ip.u16(4) : 0
+            let ttl = v.family == .v4 ? v.ip.u8(8) : 64
+            w.u8(0x45); w.u8(tos); w.u16(UInt16(total)); w.u16(id); w.u16(0x4000)
+            w.u8(ttl); w.u8(IPProtocol.tcp); w.u16(0); w.u32(s.rawValue); w.u32(d.rawValue)
+            var c = InternetChecksum()
+            c.add(bytes: UnsafeRawBufferPointer(rebasing: out[0 ..< 20]))
+            out.put16(c.checksum, at: 10)
+        case let (.v6(s), .v6(d)):
+            guard 40 + tcpLen + payload.count <= maxPacketLength else { return nil }
+            let first = v.family == .v6 ? v.ip.u32(0) : UInt32(6) << 28
+            let hop = v.family == .v6 ? v.ip.u8(7) : 64
+            w.u32(first); w.u16(UInt16(tcpLen + payload.count)); w.u8(IPProtocol.tcp); w.u8(hop)
+            w.u64(s.high); w.u64(s.low); w.u64(d.high); w.u64(d.low)
+        default:
+            return nil
+        }
+        let tcpAt = w.offset
+        w.u16(source.port); w.u16(destination.port)
+        w.u32(seq.rawValue); w.u32(ack.rawValue)
+        w.u8(UInt8(tcpLen / 4) << 4); w.u8(flags); w.u16(window)
+        w.u16(0); w.u16(0)
+        w.bytes(options)
+        var c = TCPChecksum.pseudoHeader(source: source.address, destination: destination.address, length: tcpLen + payload.count)
+        if computeChecksum {
+            c.add(bytes: UnsafeRawBufferPointer(rebasing: out[tcpAt ..< tcpAt + tcpLen]))
+            c.add(bytes: payload)
+            out.put16(c.checksum, at: tcpAt + 16)
+        } else {
+            out.put16(c.folded, at: tcpAt + 16)
+        }
+        return tcpAt + tcpLen
+    }
+}

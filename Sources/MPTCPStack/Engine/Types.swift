@@ -34,6 +34,9 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The rewritten packet would exceed 65531 bytes, the most a verdict
     /// carries (cap the LAN's GRO/GSO size).
     case tooBig
+    /// Taken over by the translator (multipath): its data went into the send
+    /// buffer or its subflow ends at the gateway.
+    case consumed
 
     public var description: String {
         switch self {
@@ -42,6 +45,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .badMPTCP: return "bad-mptcp"
         case .closed: return "closed"
         case .tooBig: return "too-big"
+        case .consumed: return "consumed"
         }
     }
 }
@@ -73,7 +77,38 @@ public struct EngineConfig: Sendable {
     /// Most connections tracked at once; further SYNs pass as plain TCP.
     public var maxConnections = 65_536
 
+    /// The gateway's uplinks, in order (index = `Side.uplink` index). With
+    /// more than one, connections become multipath: the initial subflow
+    /// keeps the client's 4-tuple and leaves by the default route; one
+    /// MP_JOIN subflow is opened from each further uplink's address.
+    public var uplinks: [UplinkConfig] = []
+    /// Source ports of the subflows the gateway opens itself (reserve them
+    /// from the gateway's own stack: net.ipv4.ip_local_reserved_ports).
+    public var joinPorts: ClosedRange<UInt16> = 61_000 ... 61_999
+    /// Most subflows per connection (initial included), like the kernel's
+    /// `ip mptcp limits set subflow`.
+    public var maxSubflows = 8
+    /// Bytes of client data a multipath connection may hold until the
+    /// peer's DATA_ACK covers them (also caps the window the client sees).
+    public var sendBuffer = 4 << 20
+
     public init() {}
+
+    /// More than one uplink: the multipath machinery is used.
+    public var multipath: Bool { uplinks.count > 1 }
+}
+
+/// One uplink of the gateway.
+public struct UplinkConfig: Sendable, Equatable {
+    /// The uplink's own addresses (IPv4 and/or IPv6): sources of the
+    /// subflows opened from it.
+    public var addresses: [IPAddress]
+    /// Used only when no other subflow works (MP_PRIO backup).
+    public var backup: Bool
+    public init(addresses: [IPAddress], backup: Bool = false) {
+        self.addresses = addresses
+        self.backup = backup
+    }
 }
 
 /// Counters: what the engine did, by kind. Nothing is logged per packet.
@@ -100,6 +135,17 @@ public struct EngineStats: Sendable, Equatable {
     public var fastcloseSent: UInt64 = 0
     /// Packets the translator sent on its own (subflow-level ACKs).
     public var originated: UInt64 = 0
+    // Multipath.
+    public var subflowsOpened: UInt64 = 0
+    public var subflowsFailed: UInt64 = 0
+    public var joinsSent: UInt64 = 0
+    public var joinsRejected: UInt64 = 0
+    public var bufferedBytes: UInt64 = 0
+    public var dataSegmentsSent: UInt64 = 0
+    public var retransmits: UInt64 = 0
+    public var fastRetransmits: UInt64 = 0
+    public var rtoExpiries: UInt64 = 0
+    public var reinjectedBytes: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -1,0 +1,901 @@
+// Multipath connections (more than one uplink configured).
+//
+// The translator is the TCP endpoint of every subflow: its own sequence
+// space, RTT estimate, congestion window and retransmissions per subflow.
+// The client's bytes are copied into the connection's send buffer and the
+// client's segment is consumed; the scheduler sends them on the subflows as
+// their windows allow. The client is acknowledged only when the peer's
+// DATA_ACK covers its bytes (end-to-end semantics are kept). Peer data is
+// acknowledged per subflow and moved onto the client's connection at its
+// data-level place; the client's own TCP puts segments from different
+// subflows back in order.
+//
+// Scheduler: the lowest smoothed RTT among subflows with congestion window
+// room, but never a subflow whose RTT is more than `slowPathFactor` times the
+// best one's (the fast path would deliver sooner once it has room; sending on
+// the slow one only provokes data-level reordering at the receiver).
+// Congestion control: RFC 6356 LIA (coupled, so subflows sharing a
+// bottleneck take no more than one TCP would), NewReno-style recovery with
+// SACK-guided retransmission, RFC 6298 RTO with backoff.
+// Failure: on an RTO the subflow's data goes out again on the others and the
+// subflow gets no new data until it acknowledges something; after
+// `maxBackoff` RTOs without progress it is reset and a new MP_JOIN is tried
+// from the same uplink every `rejoinInterval`.
+
+extension Engine {
+    static var slowPathFactor: Double { 3.0 }
+    static var maxBackoff: Int { 3 }
+    static var rejoinInterval: Duration { .seconds(1) }
+    static var minRTO: Double { 0.2 }
+
+    @inline(__always) func ms(_ now: Instant) -> UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) }
+
+    // MARK: - Set-up
+
+    /// The SYN/ACK of the initial subflow arrived: subflow 0 becomes a path.
+    func mpEstablished(_ c: inout Connection, synAck t: TCPSegmentView, opts: TCPOptionSummary, uplink: UInt8, now: Instant) {
+        guard let mp = c.mp else { return }
+        var p = Path(local: c.key.client, remote: c.key.server)
+        p.state = .active
+        p.uplink = uplink
+        p.localISN = c.clientISN
+        p.sndUna = c.clientISN + 1
+        p.sndNxt = c.clientISN + 1
+        p.remoteISN = t.seq
+        p.rcvNxt = t.seq + 1
+        p.timestamps = opts.has(.timestamps) && mp.clientTimestamps
+        p.remoteTSval = opts.tsValue
+        // Our clock continues the client's (its SYN carried its TSval).
+        p.tsOffset = mp.clientTSval &- ms(c.lastSeen) &+ 1
+        p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
+        p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        p.cwnd = Double(10 * p.mss)
+        let rtt = Double(now.nanoseconds &- c.lastSeen.nanoseconds) / 1e9
+        if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
+        mp.paths = [p]
+        mp.peerWScaleToClient = p.peerWScale
+        mp.clientTSOffset = opts.tsValue &- ms(now)
+        mp.bufStart = c.localIDSN &+ 1
+        mp.bufEnd = mp.bufStart
+        mp.sendNext = mp.bufStart
+        mp.peerWindowEdge = mp.bufStart &+ UInt64(t.window)
+        stats.subflowsOpened &+= 1
+    }
+
+    static func payloadMSS(peerMSS: UInt16, timestamps: Bool, checksums: Bool) -> Int {
+        // Options on our data segments: timestamps (12) and a DSS with an
+        // 8-byte DATA_ACK and DSN (26, 28 with the checksum), padded.
+        max(64, Int(peerMSS) - (timestamps ? 12 : 0) - 28)
+    }
+
+    /// Opens a subflow from every uplink that has none (once the peer has
+    /// shown it knows our key, RFC 8684 §3.2), and re-opens failed ones.
+    func mpOpenJoins(_ c: inout Connection, _ h: Int, now: Instant) {
+        guard let mp = c.mp, c.fullyEstablished, c.phase == .established, !mp.finishing else { return }
+        for (u, up) in config.uplinks.enumerated() {
+            // A failed subflow's slot is reused for its successor, except the
+            // initial one's: its 4-tuple is the client's, which stays in the
+            // table for the client's packets.
+            var candidate: Int?
+            var busy = false
+            for (k, p) in mp.paths.enumerated() where p.uplink == UInt8(u) {
+                switch p.state {
+                case .unused: break
+                case .failed:
+                    guard let r = p.retryAt else { break }
+                    if r > now { busy = true } else if k == 0 { mp.paths[0].retryAt = nil } else if candidate == nil { candidate = k }
+                default: busy = true
+                }
+            }
+            if busy { continue }
+            guard let local = up.addresses.first(where: { $0.sameFamily(as: c.key.server.address) }) else { continue }
+            let k: Int
+            if let candidate {
+                k = candidate
+                let old = mp.paths[k]
+                if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
+                    table[FlowKey(client: old.local, server: old.remote)] = nil
+                }
+            } else {
+                guard mp.paths.count < min(config.maxSubflows, 8) else { continue }
+                mp.paths.append(Path(local: c.key.client, remote: c.key.server))
+                k = mp.paths.count - 1
+            }
+            guard let port = freeJoinPort(local: local, remote: c.key.server) else { continue }
+            var p = Path(local: Endpoint(address: local, port: port), remote: c.key.server)
+            p.state = .joinSent
+            p.uplink = UInt8(u)
+            p.addressID = UInt8(truncatingIfNeeded: u + 1) // 0 is the client's own address
+            p.backup = up.backup
+            p.localISN = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
+            p.sndUna = p.localISN
+            p.sndNxt = p.localISN + 1
+            p.localNonce = UInt32(truncatingIfNeeded: rng.next())
+            p.tsOffset = UInt32(truncatingIfNeeded: rng.next())
+            p.timestamps = mp.clientTimestamps
+            p.joinSentAt = now
+            p.joinTries = 1
+            p.retryAt = now + Self.rejoinInterval
+            mp.paths[k] = p
+            table[FlowKey(client: p.local, server: p.remote)] = h | (k << 32)
+            sendJoinSYN(c, mp, k, now: now)
+            stats.joinsSent &+= 1
+        }
+        scheduleTimer(&c, h)
+    }
+
+    private func freeJoinPort(local: IPAddress, remote: Endpoint) -> UInt16? {
+        let span = Int(config.joinPorts.upperBound) - Int(config.joinPorts.lowerBound) + 1
+        for _ in 0 ..< span {
+            let port = UInt16(Int(config.joinPorts.lowerBound) + nextJoinPort % span)
+            nextJoinPort &+= 1
+            if table[FlowKey(client: Endpoint(address: local, port: port), server: remote)] == nil { return port }
+        }
+        return nil
+    }
+
+    private func sendJoinSYN(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        let p = mp.paths[k]
+        var w = ByteWriter(writer.options)
+        w.u8(2); w.u8(4); w.u16(mp.clientMSS)
+        if mp.clientSackOK { w.u8(4); w.u8(2) }
+        if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(0) }
+        w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
+        MPTCPOption.mpJoin(.syn(flags: p.backup ? 1 : 0, addressID: p.addressID,
+                                token: MPTCPCrypto.token(key: c.remoteKey), nonce: p.localNonce)).write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
+        originate(p, towards: .uplink(p.uplink), seq: p.localISN, ack: TCPSeq(0), flags: TCPFlags.syn,
+                  window: 65535, optionLength: w.offset)
+    }
+
+    // MARK: - From the client
+
+    func mpFromClient(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, now: Instant) -> Verdict {
+        let mp = c.mp!
+        let t = v.tcp
+        if t.has(TCPFlags.rst) {
+            // The client aborted: MP_FASTCLOSE on every subflow (§3.5).
+            for k in mp.paths.indices where mp.paths[k].state == .active || mp.paths[k].state == .preEstablished {
+                sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now,
+                            first: .mpFastclose(MPFastclose(receiverKey: c.remoteKey)), second: .mpTCPRST(MPTCPRst(reason: 0)))
+            }
+            stats.fastcloseSent &+= 1
+            conns[h] = c
+            close(h, now: now, reset: true)
+            c = conns[h]!
+            return drop(.consumed)
+        }
+        guard t.has(TCPFlags.ack) else { return drop(.consumed) }
+        if mp.clientTimestamps, let ts = Self.timestamp(t.optionArea) { mp.clientTSval = ts }
+        let windowChanged = mp.clientWindow != t.window
+        mp.clientWindow = t.window
+
+        // The client's ACK is our DATA_ACK to the peer.
+        let dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1)
+        var ackAdvanced = false
+        if !c.haveDataAckToPeer {
+            c.dataAckToPeer = dataAck
+            c.haveDataAckToPeer = true
+        } else if dsnBefore(c.dataAckToPeer, dataAck) {
+            ackAdvanced = true
+            c.dataAckToPeer = dataAck
+        }
+        if let pf = c.peerDataFinDSN, dsnBefore(pf, c.dataAckToPeer) { c.peerFinAcked = true }
+
+        let n = t.payload.count
+        if n > 0 || t.has(TCPFlags.fin) {
+            let dsn = c.uploadDSN(t.seq)
+            if n > 0 {
+                let took = mp.append(dsn: dsn, t.payload)
+                stats.bufferedBytes &+= UInt64(took)
+                if !dsnBefore(mp.bufEnd, dsn &+ UInt64(n)), t.has(TCPFlags.fin), mp.dataFinDSN == nil {
+                    mp.dataFinDSN = dsn &+ UInt64(n)
+                }
+            } else if mp.dataFinDSN == nil && dsn == mp.bufEnd {
+                mp.dataFinDSN = dsn
+            }
+            if c.lastUploadDSN != mp.bufEnd { c.lastUploadDSN = mp.bufEnd }
+        }
+        if !c.fullyEstablished && n == 0 && !t.has(TCPFlags.fin) {
+            // The third ACK (and pure ACKs until the peer shows it has our
+            // key): MP_CAPABLE with both keys (§3.1).
+            sendControl(c, mp, 0, flags: TCPFlags.ack, now: now,
+                        first: .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey)))
+            return drop(.consumed)
+        }
+        let before = outbox.count
+        mpPush(&c, h, now: now)
+        if outbox.count == before && (ackAdvanced || windowChanged) {
+            let k = bestAckPath(mp)
+            if let k { sendAck(c, mp, k, now: now) }
+        }
+        mpFinishIfDone(&c, h, now: now)
+        scheduleTimer(&c, h)
+        return drop(.consumed)
+    }
+
+    /// A subflow that can carry a pure ACK: the last one data came on, else any active one.
+    private func bestAckPath(_ mp: MPConn) -> Int? {
+        if mp.lastRxPath < mp.paths.count && mp.paths[mp.lastRxPath].state == .active { return mp.lastRxPath }
+        return mp.paths.firstIndex { $0.state == .active }
+    }
+
+    // MARK: - Scheduler
+
+    /// Sends buffered data (reinjections first) while windows allow.
+    func mpPush(_ c: inout Connection, _ h: Int, now: Instant) {
+        guard let mp = c.mp, c.phase == .established || c.phase == .closed, !mp.paths.isEmpty else { return }
+        while outbox.count < Outbox.slots - 8 {
+            var dsn: UInt64
+            var end: UInt64
+            var reinjecting = false
+            if let r = mp.reinject.first {
+                if !dsnBefore(mp.bufStart, r.end) || !dsnBefore(r.dsn, mp.sendNext) { _ = mp.reinject.popFirst(); continue }
+                dsn = dsnMax(r.dsn, mp.bufStart)
+                end = dsnBefore(mp.sendNext, r.end) ? mp.sendNext : r.end
+                reinjecting = true
+            } else {
+                dsn = mp.sendNext
+                end = mp.bufEnd
+            }
+            let avail = Int(end &- dsn)
+            let finHere = mp.dataFinDSN == end && !reinjecting && mp.dataFinSentAt == nil
+            if avail == 0 && !finHere { break }
+            // Data-level flow control (the window is relative to DATA_ACK).
+            let room = dsnBefore(dsn, mp.peerWindowEdge) ? Int(mp.peerWindowEdge &- dsn) : 0
+            if avail > 0 && room == 0 { break }
+            guard let k = pickPath(mp, want: max(1, min(avail, room))) else { break }
+            let len = min(avail, room, mp.paths[k].mss, Int(mp.capacity - Int(dsn % UInt64(mp.capacity))))
+            let fin = finHere && dsn &+ UInt64(len) == end
+            if len == 0 && !fin { break }
+            sendData(c, mp, k, dsn: dsn, length: len, dataFin: fin, now: now)
+            if fin { mp.dataFinSentAt = now }
+            if reinjecting {
+                stats.reinjectedBytes &+= UInt64(len)
+                mp.reinject[0].dsn = dsn &+ UInt64(len)
+                if !dsnBefore(mp.reinject[0].dsn, mp.reinject[0].end) { _ = mp.reinject.popFirst() }
+            } else {
+                mp.sendNext = dsn &+ UInt64(len)
+            }
+            if len == 0 { break }
+        }
+    }
+
+    /// The subflow for the next segment: usable, with congestion window room,
+    /// lowest smoothed RTT, and not much slower than the best subflow.
+    private func pickPath(_ mp: MPConn, want: Int) -> Int? {
+        let hasRegular = mp.paths.contains { $0.usable && !$0.backup }
+        var bestRTT = Double.greatestFiniteMagnitude
+        for p in mp.paths where p.usable && (!p.backup || !hasRegular) {
+            bestRTT = min(bestRTT, p.srtt > 0 ? p.srtt : p.rto)
+        }
+        var pick: Int?
+        var pickRTT = Double.greatestFiniteMagnitude
+        for (k, p) in mp.paths.enumerated() where p.usable && (!p.backup || !hasRegular) {
+            let room = Int(p.cwnd) - p.flight
+            guard room >= min(want, p.mss) else { continue }
+            let rtt = p.srtt > 0 ? p.srtt : p.rto
+            if rtt > bestRTT * Self.slowPathFactor && bestRTT > 0.001 { continue }
+            if rtt < pickRTT { pick = k; pickRTT = rtt }
+        }
+        return pick
+    }
+
+    // MARK: - Sending on a subflow
+
+    /// Writes our option area into `writer.options`: timestamps, then the
+    /// MPTCP options, then a SACK block if there is room. Returns its length.
+    private func pathOptions(_ mp: MPConn, _ p: Path, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil) -> Int {
+        var w = ByteWriter(writer.options)
+        if p.timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
+        first?.write(into: &w)
+        second?.write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
+        if p.ooo.count > 0 && w.offset + 12 <= 40 {
+            w.u8(1); w.u8(1); w.u8(5); w.u8(10)
+            w.u32(p.ooo[0].left.rawValue); w.u32(p.ooo[0].right.rawValue)
+        }
+        return w.offset
+    }
+
+    private func originate(_ p: Path, towards side: Side, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+                           optionLength: Int, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        guard let out = outbox.reserve() else { return }
+        let len = SegmentWriter.writeBare(into: out, source: p.local, destination: p.remote, seq: seq, ack: ack,
+                                          flags: flags, window: window,
+                                          options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< optionLength]),
+                                          payload: payload)
+        if len > 0 {
+            outbox.commit(length: len, towards: side)
+            stats.originated &+= 1
+        }
+    }
+
+    private func dataAckOption(_ c: Connection) -> UInt64 {
+        c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
+    }
+
+    /// Our receive window towards the peer: the client's (same scale on every subflow).
+    private func windowToPeer(_ mp: MPConn) -> UInt16 { mp.clientWindow }
+
+    private func sendData(_ c: Connection, _ mp: MPConn, _ k: Int, dsn: UInt64, length: Int, dataFin: Bool,
+                          now: Instant, retransmitOf seq: TCPSeq? = nil) {
+        var p = mp.paths[k]
+        let payload = length > 0 ? mp.bytes(at: dsn, max: length) : UnsafeRawBufferPointer(start: nil, count: 0)
+        let sseq = seq ?? p.sndNxt
+        let rel = sseq - p.localISN
+        let first: MPTCPOption
+        if !c.fullyEstablished && k == 0 && dsn == c.localIDSN &+ 1 && length > 0 && !dataFin && rel == 1 {
+            // First data before the peer has shown it has our key: MP_CAPABLE
+            // with both keys and the data-level length (§3.1).
+            var m = MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey,
+                              dataLevelLength: UInt16(length))
+            if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: 1, length: UInt16(length), payload: payload) }
+            first = .mpCapable(m)
+        } else {
+            let mlen = UInt16(length + (dataFin ? 1 : 0))
+            let ssn: UInt32 = length == 0 ? 0 : UInt32(bitPattern: rel)
+            var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: mlen)
+            if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: mlen, payload: payload) }
+            first = .dss(DSS(dataAck: dataAckOption(c), dataAck8: true, mapping: m, dsn8: true, dataFin: dataFin))
+        }
+        let ol = pathOptions(mp, p, now: now, first: first)
+        originate(p, towards: .uplink(p.uplink), seq: sseq, ack: p.rcvNxt, flags: TCPFlags.ack | (length > 0 ? TCPFlags.psh : 0),
+                  window: windowToPeer(mp), optionLength: ol, payload: payload)
+        p.ackPending = false
+        if seq == nil && length > 0 {
+            p.segments.append(SentSegment(seq: sseq, length: UInt32(length), dsn: dsn, sentAt: now, dataFin: dataFin))
+            p.sndNxt = sseq + UInt32(length)
+        }
+        if p.rtoAt == nil && (length > 0 || dataFin) { p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9)) }
+        stats.dataSegmentsSent &+= 1
+        mp.paths[k] = p
+    }
+
+    /// A segment with no data (ACK, RST, FIN) on subflow `k`, carrying a DATA_ACK unless other options are given.
+    private func sendControl(_ c: Connection, _ mp: MPConn, _ k: Int, flags: UInt8, now: Instant,
+                             first: MPTCPOption? = nil, second: MPTCPOption? = nil, seq: TCPSeq? = nil) {
+        let p = mp.paths[k]
+        let opt = first ?? .dss(DSS(dataAck: dataAckOption(c), dataAck8: true))
+        let ol = pathOptions(mp, p, now: now, first: opt, second: second)
+        originate(p, towards: .uplink(p.uplink), seq: seq ?? p.sndNxt, ack: p.rcvNxt, flags: flags,
+                  window: windowToPeer(mp), optionLength: ol)
+    }
+
+    private func sendAck(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        let p = mp.paths[k]
+        // After our FIN the ACK goes at FIN+1.
+        sendControl(c, mp, k, flags: TCPFlags.ack, now: now, seq: p.finSent ? p.finSeq + 1 : p.sndNxt)
+        mp.paths[k].ackPending = false
+    }
+
+    // MARK: - From the peer
+
+    func mpFromPeer(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, opts: TCPOptionSummary,
+                    now: Instant, gso: Bool) -> Verdict {
+        let mp = c.mp!
+        guard k < mp.paths.count else { return drop(.closed) }
+        let t = v.tcp
+        var p = mp.paths[k]
+        if t.has(TCPFlags.rst) {
+            if opts.has(.mpFastclose) || !mp.paths.enumerated().contains(where: { $0.offset != k && $0.element.state == .active }) {
+                return mpAbort(&c, h, now: now, fastclose: opts.has(.mpFastclose))
+            }
+            failPath(&c, h, k, now: now, sendReset: false)
+            scheduleTimer(&c, h)
+            return drop(.consumed)
+        }
+        if opts.has(.mpFastclose) { return mpAbort(&c, h, now: now, fastclose: true) }
+
+        switch p.state {
+        case .unused, .failed:
+            return drop(.closed)
+        case .joinSent:
+            guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == p.localISN + 1,
+                  opts.has(.mpJoin), case let .synAck(flags, _, truncated, nonce) = opts.mpJoin else {
+                return drop(.badMPTCP)
+            }
+            let expect = MPTCPCrypto.joinHMAC(keyLocal: c.remoteKey, keyRemote: c.localKey, nonceLocal: nonce, nonceRemote: p.localNonce)
+            guard expect.a == truncated else {
+                stats.joinsRejected &+= 1
+                p.rcvNxt = t.seq + 1
+                mp.paths[k] = p
+                sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
+                failPath(&c, h, k, now: now, sendReset: false)
+                return drop(.badMPTCP)
+            }
+            if flags & 1 != 0 { p.backup = true }
+            p.remoteNonce = nonce
+            p.remoteISN = t.seq
+            p.rcvNxt = t.seq + 1
+            p.sndUna = p.localISN + 1
+            p.sndNxt = p.localISN + 1
+            p.timestamps = p.timestamps && opts.has(.timestamps)
+            p.remoteTSval = opts.tsValue
+            p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
+            p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+            p.cwnd = Double(10 * p.mss)
+            let rtt = Double(now.nanoseconds &- p.joinSentAt.nanoseconds) / 1e9
+            if p.joinTries == 1 && rtt > 0 { rttSample(&p, rtt) }
+            p.state = .preEstablished
+            p.joinSentAt = now
+            p.retryAt = nil
+            mp.paths[k] = p
+            sendJoinAck(c, mp, k, now: now)
+            scheduleTimer(&c, h)
+            return drop(.consumed)
+        case .preEstablished:
+            if t.has(TCPFlags.syn) {
+                sendJoinAck(c, mp, k, now: now) // our third ACK was lost
+                return drop(.consumed)
+            }
+            guard t.has(TCPFlags.ack) && t.ack == p.localISN + 1 else { return drop(.badMPTCP) }
+            p.state = .active // the fourth ACK
+            stats.subflowsOpened &+= 1
+        case .active:
+            if t.has(TCPFlags.syn) {
+                if k == 0 {
+                    // A retransmitted SYN/ACK (the client's third ACK was
+                    // lost): answer it again.
+                    sendControl(c, mp, 0, flags: TCPFlags.ack, now: now,
+                                first: .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey)))
+                }
+                return drop(.consumed)
+            }
+        }
+        p.lastReceived = now
+        if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
+
+        // Subflow-level ACK of what we sent.
+        if t.has(TCPFlags.ack) { onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: t.payload.isEmpty && !t.has(TCPFlags.fin), now: now) }
+
+        // Data level.
+        var toClient = false
+        if opts.has(.dss) {
+            if !c.fullyEstablished {
+                c.fullyEstablished = true
+                mp.paths[k] = p
+                mpOpenJoins(&c, h, now: now)
+                p = mp.paths[k]
+            }
+            let d = opts.dss
+            if let a = d.dataAck {
+                let full = d.dataAckIs8 ? a : DataSeq.expand(low32: UInt32(truncatingIfNeeded: a), near: DataSeq(mp.bufStart)).rawValue
+                if dsnBefore(mp.bufStart, full) && !dsnBefore(mp.bufEnd &+ 1, full) {
+                    c.peerDataAck = full
+                    c.havePeerDataAck = true
+                    mp.bufStart = dsnBefore(mp.bufEnd, full) ? mp.bufEnd : full
+                    if dsnBefore(mp.sendNext, mp.bufStart) { mp.sendNext = mp.bufStart }
+                    toClient = true
+                } else if !c.havePeerDataAck && full == mp.bufStart {
+                    c.peerDataAck = full
+                    c.havePeerDataAck = true
+                }
+                if full == c.peerDataAck || toClient {
+                    let edge = full &+ (UInt64(t.window) << UInt64(p.peerWScale))
+                    if dsnBefore(mp.peerWindowEdge, edge) { mp.peerWindowEdge = edge; toClient = true }
+                }
+                if let f = mp.dataFinDSN, dsnBefore(f, c.peerDataAck) { c.clientFinAcked = true }
+            }
+            if let m = d.mapping {
+                let near = p.mapping.valid ? p.mapping.dsn : c.remoteIDSN &+ 1
+                let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
+                if m.length == 0 && !d.dataFin {
+                    // An infinite mapping: the peer fell back mid-connection.
+                    return mpAbort(&c, h, now: now, fastclose: true)
+                }
+                if d.dataFin && m.length == 1 && t.payload.isEmpty {
+                    c.peerDataFinDSN = dsn
+                } else {
+                    p.mapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
+                    if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
+                }
+            }
+        }
+
+        // Subflow-level receive.
+        let n = UInt32(t.payload.count)
+        var forward = false
+        var dsn: UInt64 = 0
+        if n > 0 {
+            let end = t.seq + n
+            if !(p.rcvNxt < end) {
+                p.ackPending = true // a duplicate: ACK again
+            } else {
+                if !(p.rcvNxt < t.seq) {
+                    p.rcvNxt = end
+                    mergeOOO(&p)
+                } else {
+                    addOOO(&p, t.seq, end)
+                }
+                p.ackPending = true
+                if let d = p.mapping.dsn(atRelative: UInt32(bitPattern: t.seq - p.remoteISN)) {
+                    dsn = d
+                    // Data the client has acknowledged already goes no further.
+                    forward = !c.haveDataAckToPeer || dsnBefore(c.dataAckToPeer, d &+ UInt64(n))
+                } else {
+                    stats.dropped[Int(DropReason.unmapped.rawValue)] &+= 1
+                }
+            }
+            mp.lastRxPath = k
+        }
+        if t.has(TCPFlags.fin) {
+            if t.seq + n == p.rcvNxt && !p.peerFin { p.rcvNxt = p.rcvNxt + 1; p.peerFin = true }
+            p.ackPending = true
+        }
+        mp.paths[k] = p
+
+        var verdict = Verdict.drop(.consumed)
+        if forward {
+            var flags = TCPFlags.ack | (t.flags & TCPFlags.psh)
+            if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
+            let seq = c.clientSeq(ofDownloadDSN: dsn)
+            let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
+            if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
+            let ol = clientOptions(mp, now: now)
+            if let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: c.key.server, destination: c.key.client,
+                                                 seq: seq, ack: clientAckNumber(c), flags: flags, window: windowToClient(c, mp),
+                                                 options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]),
+                                                 computeChecksum: !gso) {
+                verdict = .rewrite(headerLength: hl, payloadOffset: v.tcpOffset + v.tcp.headerLength)
+                stats.translatedToLAN &+= 1
+                toClient = false
+            } else {
+                verdict = drop(.tooBig)
+            }
+        } else if let f = c.peerDataFinDSN, !c.peerFinAcked,
+                  n == 0 && (opts.has(.dss) && opts.dss.dataFin || t.has(TCPFlags.fin)) {
+            // The DATA_FIN alone: a FIN for the client at its place.
+            let seq = c.clientSeq(ofDownloadDSN: f)
+            if c.deliveredMax < seq + 1 { c.deliveredMax = seq + 1 }
+            c.peerFinForwarded = true
+            sendToClient(c, mp, seq: seq, flags: TCPFlags.fin | TCPFlags.ack, now: now)
+            toClient = false
+        }
+        if toClient {
+            // The peer's DATA_ACK (or window) moved: tell the client.
+            sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
+        }
+        mpPush(&c, h, now: now)
+        for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active { sendAck(c, mp, j, now: now) }
+        mpFinishIfDone(&c, h, now: now)
+        scheduleTimer(&c, h)
+        return verdict
+    }
+
+    /// Options towards the client: timestamps only (our clock, its TSval echoed).
+    private func clientOptions(_ mp: MPConn, now: Instant) -> Int {
+        var w = ByteWriter(writer.options)
+        if mp.clientTimestamps {
+            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ mp.clientTSOffset); w.u32(mp.clientTSval)
+        }
+        return w.offset
+    }
+
+    private func clientAckNumber(_ c: Connection) -> TCPSeq {
+        c.clientAck(ofDataAck: c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1)
+    }
+
+    /// The window the client may fill: the peer's data-level window, but
+    /// never beyond what the send buffer can hold.
+    private func windowToClient(_ c: Connection, _ mp: MPConn) -> UInt16 {
+        let una = c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1
+        let peer = dsnBefore(una, mp.peerWindowEdge) ? mp.peerWindowEdge &- una : 0
+        let bytes = min(peer, UInt64(mp.capacity))
+        return UInt16(min(65535, bytes >> UInt64(mp.peerWScaleToClient)))
+    }
+
+    private func sendToClient(_ c: Connection, _ mp: MPConn, seq: TCPSeq, flags: UInt8, now: Instant) {
+        let ol = clientOptions(mp, now: now)
+        guard let out = outbox.reserve() else { return }
+        let len = SegmentWriter.writeBare(into: out, source: c.key.server, destination: c.key.client, seq: seq,
+                                          ack: clientAckNumber(c), flags: flags, window: windowToClient(c, mp),
+                                          options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]))
+        if len > 0 {
+            outbox.commit(length: len, towards: .lan)
+            stats.originated &+= 1
+        }
+    }
+
+    private func sendJoinAck(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        let p = mp.paths[k]
+        let mac = MPTCPCrypto.joinHMAC(keyLocal: c.localKey, keyRemote: c.remoteKey, nonceLocal: p.localNonce, nonceRemote: p.remoteNonce)
+        sendControl(c, mp, k, flags: TCPFlags.ack, now: now, first: .mpJoin(.ack(reserved: 0, hmac: mac)))
+    }
+
+    // MARK: - Subflow sender
+
+    private func rttSample(_ p: inout Path, _ r: Double) {
+        if p.srtt == 0 {
+            p.srtt = r; p.rttvar = r / 2
+        } else {
+            p.rttvar = 0.75 * p.rttvar + 0.25 * abs(p.srtt - r)
+            p.srtt = 0.875 * p.srtt + 0.125 * r
+        }
+        p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+    }
+
+    private func onSubflowAck(_ c: Connection, _ p: inout Path, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool, now: Instant) {
+        guard let mp = c.mp else { return }
+        if p.finSent && ack == p.finSeq + 1 { p.sndUna = ack; p.segments.removeAll(); p.rtoAt = nil; return }
+        guard !(p.sndNxt < ack) else { return }
+        if p.sndUna < ack {
+            let acked = Int(ack - p.sndUna)
+            var sample: Double?
+            while let s = p.segments.first, !(ack < s.seq + s.length) {
+                if !s.retransmitted { sample = Double(now.nanoseconds &- s.sentAt.nanoseconds) / 1e9 }
+                _ = p.segments.popFirst()
+            }
+            p.sndUna = ack
+            if let sample { rttSample(&p, sample) }
+            p.dupAcks = 0
+            p.backoff = 0
+            p.suspect = false
+            if p.inRecovery {
+                if !(ack < p.recover) {
+                    p.inRecovery = false
+                    p.cwnd = p.ssthresh
+                } else {
+                    retransmitFirst(c, mp, &p, k, now: now) // partial ACK
+                }
+            } else {
+                increaseWindow(mp, &p, acked: acked)
+            }
+            p.rtoAt = p.segments.isEmpty ? nil : now + .nanoseconds(Int64(p.rto * 1e9))
+        } else if pure && ack == p.sndUna && !p.segments.isEmpty {
+            p.dupAcks += 1
+            if opts.has(.sack) {
+                for i in 0 ..< opts.sack.count {
+                    let b = opts.sack[i]
+                    for j in p.segments.indices where !(p.segments[j].seq < b.left) && !(b.right < p.segments[j].seq + p.segments[j].length) {
+                        p.segments[j].sacked = true
+                    }
+                }
+            }
+            if p.dupAcks == 3 && !p.inRecovery {
+                p.inRecovery = true
+                p.recover = p.sndNxt
+                p.ssthresh = max(Double(p.flight) / 2, Double(2 * p.mss))
+                p.cwnd = p.ssthresh
+                stats.fastRetransmits &+= 1
+                retransmitFirst(c, mp, &p, k, now: now)
+            } else if p.inRecovery && opts.has(.sack) {
+                // One more hole below the highest SACKed segment per dupACK.
+                if let hi = p.segments.lastIndex(where: { $0.sacked }) {
+                    if let j = p.segments[..<hi].firstIndex(where: { !$0.sacked && !$0.retransmitted }) {
+                        retransmit(c, mp, &p, k, j, now: now)
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 6356 LIA: in congestion avoidance a subflow grows by
+    /// min(alpha * acked * mss / total, acked * mss / cwnd).
+    private func increaseWindow(_ mp: MPConn, _ p: inout Path, acked: Int) {
+        if p.cwnd < p.ssthresh {
+            p.cwnd += Double(min(acked, 2 * p.mss))
+            return
+        }
+        var total = 0.0, best = 0.0, sum = 0.0
+        for q in mp.paths where q.state == .active && q.srtt > 0 {
+            total += q.cwnd
+            best = max(best, q.cwnd / (q.srtt * q.srtt))
+            sum += q.cwnd / q.srtt
+        }
+        total = max(total, p.cwnd)
+        let alpha = sum > 0 ? total * best / (sum * sum) : 1
+        let a = Double(acked), m = Double(p.mss)
+        p.cwnd += min(alpha * a * m / total, a * m / p.cwnd)
+    }
+
+    private func retransmitFirst(_ c: Connection, _ mp: MPConn, _ p: inout Path, _ k: Int, now: Instant) {
+        if let j = p.segments.firstIndex(where: { !$0.sacked }) { retransmit(c, mp, &p, k, j, now: now) }
+    }
+
+    private func retransmit(_ c: Connection, _ mp: MPConn, _ p: inout Path, _ k: Int, _ j: Int, now: Instant) {
+        let s = p.segments[j]
+        p.segments[j].retransmitted = true
+        p.segments[j].sentAt = now
+        stats.retransmits &+= 1
+        guard mp.holds(s.dsn, length: s.length) else {
+            // Its bytes were acknowledged at data level (sent again on
+            // another subflow) and are gone: this subflow cannot fill its
+            // hole. It is reset and joined anew.
+            p.backoff = Self.maxBackoff
+            return
+        }
+        mp.paths[k] = p
+        sendData(c, mp, k, dsn: s.dsn, length: Int(s.length), dataFin: s.dataFin, now: now, retransmitOf: s.seq)
+        p = mp.paths[k]
+    }
+
+    /// Puts subflow `k`'s unacknowledged data back for the other subflows.
+    private func reinject(_ mp: MPConn, _ k: Int) {
+        guard mp.paths.indices.contains(where: { $0 != k && mp.paths[$0].usable }) else { return }
+        for s in mp.paths[k].segments where dsnBefore(mp.bufStart, s.dsn &+ UInt64(s.length)) && s.length > 0 {
+            if let last = mp.reinject.last, last.end == s.dsn {
+                mp.reinject[mp.reinject.count - 1].end = s.dsn &+ UInt64(s.length)
+            } else {
+                mp.reinject.append((s.dsn, s.dsn &+ UInt64(s.length)))
+            }
+        }
+        if mp.paths[k].segments.contains(where: { $0.dataFin }) { mp.dataFinSentAt = nil }
+    }
+
+    private func failPath(_ c: inout Connection, _ h: Int, _ k: Int, now: Instant, sendReset: Bool) {
+        guard let mp = c.mp else { return }
+        if sendReset && mp.paths[k].state != .failed && mp.paths[k].state != .unused {
+            sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
+        }
+        reinject(mp, k)
+        if mp.paths[k].state == .active { stats.subflowsFailed &+= 1 }
+        mp.paths[k].state = .failed
+        mp.paths[k].segments.removeAll()
+        mp.paths[k].rtoAt = nil
+        mp.paths[k].retryAt = now + Self.rejoinInterval
+        mpPush(&c, h, now: now)
+    }
+
+    // MARK: - Timers
+
+    /// Runs what is due on a multipath connection and queues its next timer.
+    func mpTimer(_ h: Int, now: Instant) {
+        guard var c = conns[h], let mp = c.mp else { return }
+        mp.timerAt = nil
+        for k in mp.paths.indices {
+            var p = mp.paths[k]
+            switch p.state {
+            case .joinSent, .preEstablished:
+                if p.joinSentAt + .seconds(1 << min(p.joinTries, 4)) <= now {
+                    if p.joinTries >= 4 {
+                        failPath(&c, h, k, now: now, sendReset: p.state == .preEstablished)
+                        continue
+                    }
+                    p.joinTries += 1
+                    p.joinSentAt = now
+                    mp.paths[k] = p
+                    if p.state == .joinSent { sendJoinSYN(c, mp, k, now: now) } else { sendJoinAck(c, mp, k, now: now) }
+                }
+            case .active:
+                guard let at = p.rtoAt, at <= now else { continue }
+                stats.rtoExpiries &+= 1
+                p.backoff += 1
+                if p.backoff > Self.maxBackoff {
+                    mp.paths[k] = p
+                    failPath(&c, h, k, now: now, sendReset: true)
+                    continue
+                }
+                p.rto = min(60, p.rto * 2)
+                p.ssthresh = max(Double(p.flight) / 2, Double(2 * p.mss))
+                p.cwnd = Double(p.mss)
+                p.inRecovery = false
+                p.dupAcks = 0
+                for j in p.segments.indices { p.segments[j].sacked = false }
+                if p.finSent && p.segments.isEmpty {
+                    mp.paths[k] = p
+                    sendControl(c, mp, k, flags: TCPFlags.fin | TCPFlags.ack, now: now, seq: p.finSeq)
+                    p = mp.paths[k]
+                } else {
+                    retransmitFirst(c, mp, &p, k, now: now)
+                }
+                if p.backoff >= Self.maxBackoff && !p.finSent {
+                    mp.paths[k] = p
+                    failPath(&c, h, k, now: now, sendReset: true)
+                    continue
+                }
+                p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9))
+                mp.paths[k] = p
+                if !p.suspect {
+                    mp.paths[k].suspect = true
+                    reinject(mp, k)
+                }
+            case .unused, .failed:
+                break
+            }
+        }
+        // A DATA_FIN alone is not covered by any subflow ACK: resend it.
+        if let at = mp.dataFinSentAt, let f = mp.dataFinDSN, !c.clientFinAcked, mp.bufEnd == f,
+           at + .seconds(1) <= now, let k = mp.paths.firstIndex(where: { $0.usable }) {
+            sendData(c, mp, k, dsn: f, length: 0, dataFin: true, now: now)
+            mp.dataFinSentAt = now
+        }
+        mpOpenJoins(&c, h, now: now)
+        mpPush(&c, h, now: now)
+        conns[h] = c
+        scheduleTimer(&c, h)
+    }
+
+    /// Queues the connection's earliest timer in the engine's heap (once).
+    func scheduleTimer(_ c: inout Connection, _ h: Int) {
+        guard let mp = c.mp, c.phase != .fallback else { return }
+        var next: Instant?
+        func consider(_ t: Instant?) { if let t, next == nil || t < next! { next = t } }
+        for p in mp.paths {
+            switch p.state {
+            case .joinSent, .preEstablished: consider(p.joinSentAt + .seconds(1 << min(p.joinTries, 4)))
+            case .active: consider(p.rtoAt)
+            case .failed: if !mp.finishing && c.phase == .established { consider(p.retryAt) }
+            case .unused: break
+            }
+        }
+        if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
+        guard let n = next else { return }
+        if let cur = mp.timerAt, !(n < cur) { return }
+        mp.timerAt = n
+        deadlines.insert(Deadline(at: n, handle: h, generation: c.generation, timer: true))
+    }
+
+    // MARK: - Ending
+
+    /// Both data-level FINs acknowledged: FIN every subflow, then time-wait.
+    private func mpFinishIfDone(_ c: inout Connection, _ h: Int, now: Instant) {
+        guard let mp = c.mp, c.clientFinAcked && c.peerFinAcked, !mp.finishing else { return }
+        mp.finishing = true
+        for k in mp.paths.indices where mp.paths[k].state == .active {
+            let p = mp.paths[k]
+            sendControl(c, mp, k, flags: TCPFlags.fin | TCPFlags.ack, now: now, seq: p.sndNxt)
+            mp.paths[k].finSent = true
+            mp.paths[k].finSeq = p.sndNxt
+            mp.paths[k].rtoAt = now + .nanoseconds(Int64(p.rto * 1e9))
+        }
+        conns[h] = c
+        close(h, now: now, reset: false)
+        c = conns[h]!
+    }
+
+    private func mpAbort(_ c: inout Connection, _ h: Int, now: Instant, fastclose: Bool) -> Verdict {
+        guard let mp = c.mp else { return drop(.closed) }
+        if fastclose { stats.fastcloseReceived &+= 1 }
+        let wasClosed = c.phase == .closed
+        conns[h] = c
+        close(h, now: now, reset: true)
+        c = conns[h]!
+        if !wasClosed { sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.rst | TCPFlags.ack, now: now) }
+        return drop(.consumed)
+    }
+
+    // MARK: - Receive bookkeeping
+
+    private func addOOO(_ p: inout Path, _ l: TCPSeq, _ r: TCPSeq) {
+        for i in 0 ..< p.ooo.count {
+            var b = p.ooo[i]
+            if !(r < b.left) && !(b.right < l) {
+                if l < b.left { b.left = l }
+                if b.right < r { b.right = r }
+                p.ooo[i] = b
+                return
+            }
+        }
+        if !p.ooo.append(SACKBlock(left: l, right: r)) {
+            p.ooo[3] = SACKBlock(left: l, right: r)
+        }
+    }
+
+    private func mergeOOO(_ p: inout Path) {
+        var changed = true
+        while changed {
+            changed = false
+            var keep = SACKBlocks()
+            for i in 0 ..< p.ooo.count {
+                let b = p.ooo[i]
+                if !(p.rcvNxt < b.left) {
+                    if p.rcvNxt < b.right { p.rcvNxt = b.right }
+                    changed = true
+                } else {
+                    keep.append(b)
+                }
+            }
+            p.ooo = keep
+        }
+    }
+}
+
+extension IPAddress {
+    func sameFamily(as other: IPAddress) -> Bool {
+        switch (self, other) {
+        case (.v4, .v4), (.v6, .v6): return true
+        default: return false
+        }
+    }
+}

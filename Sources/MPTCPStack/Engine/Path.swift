@@ -1,0 +1,171 @@
+import DequeModule
+
+// Multipath state: the translator as the TCP endpoint of every subflow of a
+// connection, and the data-level send buffer that holds the client's bytes
+// until the peer's DATA_ACK covers them.
+
+/// DSN comparison with 2^64 wrap (data sequence numbers start at a random IDSN).
+@inline(__always) func dsnBefore(_ a: UInt64, _ b: UInt64) -> Bool { Int64(bitPattern: a &- b) < 0 }
+@inline(__always) func dsnMax(_ a: UInt64, _ b: UInt64) -> UInt64 { dsnBefore(a, b) ? b : a }
+
+enum PathState: UInt8 {
+    case unused
+    /// MP_JOIN SYN sent, waiting for the SYN/ACK.
+    case joinSent
+    /// Third ACK (with the HMAC) sent, waiting for the peer's fourth ACK:
+    /// no data may be sent yet (RFC 8684 §3.2).
+    case preEstablished
+    case active
+    /// Given up (RST sent or received); a new join may replace it later.
+    case failed
+}
+
+/// A segment sent on a subflow: which data it carried (kept until the
+/// subflow-level ACK covers it).
+struct SentSegment {
+    var seq: TCPSeq
+    var length: UInt32
+    var dsn: UInt64
+    var sentAt: Instant
+    var dataFin = false
+    var retransmitted = false
+    var sacked = false
+}
+
+/// One subflow of a multipath connection.
+struct Path {
+    var state: PathState = .unused
+    var local: Endpoint
+    var remote: Endpoint
+    var uplink: UInt8 = 0
+    var addressID: UInt8 = 0
+    var backup = false
+
+    // Sending side.
+    var localISN = TCPSeq(0)
+    var sndUna = TCPSeq(0)
+    var sndNxt = TCPSeq(0)
+    /// Payload bytes per segment we originate (peer MSS less our options).
+    var mss = 1360
+    var cwnd = 0.0
+    var ssthresh = Double.greatestFiniteMagnitude
+    /// Smoothed RTT and variance (seconds); srtt 0 = no sample yet.
+    var srtt = 0.0
+    var rttvar = 0.0
+    var rto = 1.0
+    /// Consecutive RTO expiries without progress.
+    var backoff = 0
+    var rtoAt: Instant?
+    var dupAcks = 0
+    var inRecovery = false
+    var recover = TCPSeq(0)
+    /// Not scheduled for new data after an RTO until it acknowledges something.
+    var suspect = false
+    var segments = Deque<SentSegment>()
+    var finSent = false
+    var finSeq = TCPSeq(0)
+
+    // Receiving side.
+    var remoteISN = TCPSeq(0)
+    var rcvNxt = TCPSeq(0)
+    /// Ranges received above rcvNxt (announced as SACK blocks).
+    var ooo = SACKBlocks()
+    var ackPending = false
+    var peerFin = false
+    var peerWScale: UInt8 = 0
+    var mapping = PeerMapping()
+    var lastReceived = Instant(nanoseconds: 0)
+
+    // Timestamps: ours are the engine clock in ms plus an offset per subflow.
+    var timestamps = false
+    var tsOffset: UInt32 = 0
+    var remoteTSval: UInt32 = 0
+
+    // MP_JOIN.
+    var localNonce: UInt32 = 0
+    var remoteNonce: UInt32 = 0
+    var joinSentAt = Instant(nanoseconds: 0)
+    var joinTries = 0
+    /// When a failed (or never opened) subflow may be tried again.
+    var retryAt: Instant?
+
+    init(local: Endpoint, remote: Endpoint) { self.local = local; self.remote = remote }
+
+    var flight: Int { Int(sndNxt - sndUna) }
+    var usable: Bool { state == .active && !suspect && !finSent }
+}
+
+/// The multipath part of a connection (a class: large, and kept out of the
+/// `Connection` value that is copied on every packet).
+final class MPConn {
+    var paths: [Path] = []
+    /// Send buffer: the client's bytes from `bufStart` (the peer's DATA_ACK)
+    /// to `bufEnd`, at offset dsn % capacity.
+    let capacity: Int
+    private(set) var storage: UnsafeMutableRawBufferPointer?
+    var bufStart: UInt64 = 0
+    var bufEnd: UInt64 = 0
+    /// Lowest DSN not yet sent on any subflow.
+    var sendNext: UInt64 = 0
+    /// Data ranges to send again on another subflow (after an RTO).
+    var reinject = Deque<(dsn: UInt64, end: UInt64)>()
+    /// DSN of our DATA_FIN (the client's FIN), once the client has sent it.
+    var dataFinDSN: UInt64?
+    var dataFinSentAt: Instant?
+    /// Right edge of the peer's data-level receive window.
+    var peerWindowEdge: UInt64 = 0
+
+    // What the client told us in its SYN.
+    var clientWScale: UInt8 = 0
+    var clientMSS: UInt16 = 1460
+    var clientTimestamps = false
+    var clientSackOK = false
+    /// The window scale the peer announced to the client (subflow 0 SYN/ACK).
+    var peerWScaleToClient: UInt8 = 0
+    var clientWindow: UInt16 = 0
+    var clientTSval: UInt32 = 0
+    /// Our TSval towards the client: engine ms + this.
+    var clientTSOffset: UInt32 = 0
+    /// The subflow that last brought data (pure DATA_ACKs go there).
+    var lastRxPath = 0
+    /// The earliest timer queued for this connection in the engine's heap.
+    var timerAt: Instant?
+    /// Both data-level FINs are acknowledged; subflow FINs have been sent.
+    var finishing = false
+
+    init(capacity: Int) { self.capacity = capacity }
+    deinit { storage?.deallocate() }
+
+    var buffered: Int { Int(bufEnd &- bufStart) }
+
+    /// Appends the client's bytes at `dsn` (only the part beyond `bufEnd`
+    /// and within capacity). Returns the bytes taken.
+    func append(dsn: UInt64, _ bytes: UnsafeRawBufferPointer) -> Int {
+        if storage == nil { storage = .allocate(byteCount: capacity, alignment: 16) }
+        guard !dsnBefore(bufEnd, dsn) else { return 0 } // a gap: the client resends
+        let skip = Int(bufEnd &- dsn)
+        guard skip < bytes.count else { return 0 }
+        let n = min(bytes.count - skip, capacity - buffered)
+        var done = 0
+        while done < n {
+            let at = Int((bufEnd &+ UInt64(done)) % UInt64(capacity))
+            let k = min(n - done, capacity - at)
+            UnsafeMutableRawBufferPointer(rebasing: storage![at ..< at + k])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[skip + done ..< skip + done + k]))
+            done += k
+        }
+        bufEnd = bufEnd &+ UInt64(n)
+        return n
+    }
+
+    /// Bytes at `dsn` (held), at most `max` and never across the ring's end.
+    func bytes(at dsn: UInt64, max: Int) -> UnsafeRawBufferPointer {
+        let at = Int(dsn % UInt64(capacity))
+        let n = Swift.min(max, capacity - at, Int(bufEnd &- dsn))
+        return UnsafeRawBufferPointer(rebasing: storage![at ..< at + n])
+    }
+
+    func holds(_ dsn: UInt64, length: UInt32) -> Bool {
+        !dsnBefore(dsn, bufStart) && !dsnBefore(bufEnd, dsn &+ UInt64(length))
+    }
+}

@@ -1,0 +1,311 @@
+import MPTCPStack
+import Testing
+
+// Send/expect tests of multipath connections (two uplinks): joins with their
+// HMACs, the scheduler's mappings, DATA_ACK to the client, peer data from a
+// joined subflow moved onto the client's connection, retransmission,
+// reinjection after an RTO, and the close. The peer is played by the test.
+
+private let ACK = TCPFlags.ack
+private let PSH = TCPFlags.psh
+private let FIN = TCPFlags.fin
+private let RST = TCPFlags.rst
+private let SYN = TCPFlags.syn
+
+private let uplink0 = IPAddress("198.51.100.1")!
+private let uplink1 = IPAddress("198.51.100.2")!
+
+private func multipathConfig(sendBuffer: Int = 1 << 20) -> EngineConfig {
+    var config = EngineConfig()
+    config.uplinks = [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])]
+    config.sendBuffer = sendBuffer
+    return config
+}
+
+/// The test's side of a two-subflow connection.
+private final class MPScript {
+    let h: EngineHarness
+    var c = TestConn()
+    var localKey: UInt64 = 0
+    var L: UInt64 { MPTCPCrypto.idsn(key: localKey) }
+    var R: UInt64 { c.remoteIDSN }
+    /// The join subflow as the peer sees it.
+    var joinLocal = Endpoint("198.51.100.2", 0)
+    var joinISN: UInt32 = 0
+    let peerJoinISN: UInt32 = 0x5000_0000
+    let peerNonce: UInt32 = 0x0BAD_CAFE
+    var ourNonce: UInt32 = 0
+    var peerTS: UInt32 = 900_000
+
+    init(seed: UInt64 = 7, config: EngineConfig = multipathConfig()) {
+        h = EngineHarness(seed: seed, config: config)
+    }
+
+    /// Packets the engine originated towards `side`, decoded.
+    func out(_ e: EngineEvent, _ side: Side) -> [Decoded] {
+        e.outbox.filter { $0.side == side }.compactMap { Decoded($0.bytes) }
+    }
+
+    func peerDSS(_ dataAck: UInt64, mapping: DSSMapping? = nil, fin: Bool = false) -> MPTCPOption {
+        .dss(DSS(dataAck: dataAck, dataAck8: true, mapping: mapping, dsn8: true, dataFin: fin))
+    }
+
+    /// SYN, SYN/ACK, the client's third ACK (consumed: the engine sends its
+    /// own with both keys), and the peer's first DSS, which opens the join.
+    /// Returns the join SYN.
+    func establish() throws -> Decoded {
+        let syn = try h.lan(c.syn()).rewritten()
+        #expect(syn.mpCapable != nil)
+        _ = try h.peer(c.synAck()).rewritten()
+        let third = h.lan(c.fromClient(seq: 1, ack: 1))
+        #expect(third.verdict == .drop(.consumed))
+        let own = try #require(out(third, .uplink(0)).first)
+        let mpc = try #require(own.mpCapable)
+        #expect(mpc.receiverKey == c.peerKey)
+        #expect(own.source == c.client && own.destination == c.server)
+        #expect(own.seq == c.cs(1) && own.ack == c.ss(1) && own.flags == ACK)
+        localKey = try #require(mpc.senderKey)
+        // The peer's first DSS (a pure ACK with DATA_ACK) shows it has our key.
+        let e = h.peer(c.fromPeer(seq: 1, ack: 1, mptcp: [peerDSS(L &+ 1)]))
+        let joins = out(e, .uplink(1))
+        try #require(joins.count == 1)
+        return joins[0]
+    }
+
+    /// Answers the join SYN (a correct HMAC unless `badHMAC`) and returns the event.
+    func answerJoin(_ syn: Decoded, badHMAC: Bool = false) -> EngineEvent {
+        joinLocal = syn.source
+        joinISN = syn.seq
+        guard case let .mpJoin(.syn(_, _, _, nonce)) = syn.mptcp.first! else { Issue.record("not a join SYN"); return h.peer([]) }
+        ourNonce = nonce
+        var mac = MPTCPCrypto.joinHMAC(keyLocal: c.peerKey, keyRemote: localKey, nonceLocal: peerNonce, nonceRemote: nonce).a
+        if badHMAC { mac ^= 1 }
+        peerTS &+= 1
+        let p = makeTCPPacket(from: c.server, to: joinLocal, seq: peerJoinISN, ack: joinISN &+ 1, flags: SYN | ACK, window: 65_160,
+                              options: [.maxSegmentSize(1460), .sackPermitted, .timestamps(value: peerTS, echoReply: 1),
+                                        .noOperation, .windowScale(7),
+                                        .mptcp(.mpJoin(.synAck(flags: 0, addressID: 0, truncatedHMAC: mac, nonce: peerNonce)))])
+        return h.send(p, .uplink(1))
+    }
+
+    /// A segment from the peer on the join subflow (seq/ack relative to the ISNs).
+    func onJoin(seq: UInt32, ack: UInt32, flags: UInt8 = ACK, mptcp: [MPTCPOption], payload: [UInt8] = [],
+                window: UInt16 = 502) -> EngineEvent {
+        peerTS &+= 1
+        let p = makeTCPPacket(from: c.server, to: joinLocal, seq: peerJoinISN &+ seq, ack: joinISN &+ ack, flags: flags,
+                              window: window, options: [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: 1)]
+                                  + mptcp.map { .mptcp($0) },
+                              payload: payload)
+        return h.send(p, .uplink(1))
+    }
+
+    /// Establishes both subflows (join answered, fourth ACK sent).
+    func twoSubflows() throws {
+        let syn = try establish()
+        let e = answerJoin(syn)
+        #expect(e.verdict == .drop(.consumed))
+        _ = onJoin(seq: 1, ack: 1, mptcp: [peerDSS(L &+ 1)])
+    }
+}
+
+@Suite("Multipath")
+struct MultipathTests {
+    @Test("the peer's first DSS opens an MP_JOIN subflow from uplink 1: token, nonce, address id, options")
+    func joinSYN() throws {
+        let s = MPScript()
+        let syn = try s.establish()
+        #expect(syn.source.address == uplink1)
+        #expect((61_000 ... 61_999).contains(syn.source.port))
+        #expect(syn.destination == s.c.server)
+        #expect(syn.flags == SYN)
+        guard case let .mpJoin(.syn(flags, addressID, token, _)) = try #require(syn.mptcp.first) else {
+            Issue.record("no MP_JOIN SYN"); return
+        }
+        #expect(token == MPTCPCrypto.token(key: s.c.peerKey))
+        #expect(addressID == 2 && flags == 0) // uplink index + 1: 0 is the initial subflow's address
+        #expect(syn.mss == 1460)
+        #expect(syn.options.contains(.windowScale(7)) && syn.options.contains(.sackPermitted))
+        #expect(s.h.engine.stats.joinsSent == 1)
+    }
+
+    @Test("join SYN/ACK: a correct HMAC gets the third ACK with the full HMAC; a wrong one gets a RST")
+    func joinHMAC() throws {
+        let s = MPScript()
+        let e = s.answerJoin(try s.establish())
+        let third = try #require(s.out(e, .uplink(1)).first)
+        guard case let .mpJoin(.ack(_, mac)) = try #require(third.mptcp.first) else { Issue.record("no MP_JOIN ACK"); return }
+        #expect(mac == MPTCPCrypto.joinHMAC(keyLocal: s.localKey, keyRemote: s.c.peerKey, nonceLocal: s.ourNonce, nonceRemote: s.peerNonce))
+        #expect(third.seq == s.joinISN &+ 1 && third.ack == s.peerJoinISN &+ 1 && third.flags == ACK)
+
+        let bad = MPScript(seed: 8)
+        let e2 = bad.answerJoin(try bad.establish(), badHMAC: true)
+        #expect(e2.verdict == .drop(.badMPTCP))
+        let rst = try #require(bad.out(e2, .uplink(1)).first)
+        #expect(rst.flags & RST != 0)
+        #expect(bad.h.engine.stats.joinsRejected == 1)
+    }
+
+    @Test("no data on a joined subflow before the fourth ACK; then the scheduler uses both")
+    func fourthAck() throws {
+        let s = MPScript()
+        _ = s.answerJoin(try s.establish())
+        // 40 segments of client data: subflow 0's window (10 segments) fills,
+        // the join subflow is not established yet.
+        var rng = SplitMix64(seed: 3)
+        let data = randomBytes(1400 * 40, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data))
+        #expect(e.verdict == .drop(.consumed))
+        #expect(s.out(e, .uplink(1)).isEmpty)
+        let first = s.out(e, .uplink(0))
+        #expect(first.count == 10)
+        // The fourth ACK: the join subflow takes the next 10.
+        let e2 = s.onJoin(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1)])
+        let second = s.out(e2, .uplink(1))
+        #expect(second.count == 10)
+        #expect(second.allSatisfy { $0.source.address == uplink1 && !$0.payload.isEmpty })
+    }
+
+    @Test("upload: every byte mapped exactly once across the subflows, payload equal, subflow sequences contiguous")
+    func uploadMappings() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 4)
+        let data = randomBytes(20_000, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data))
+        var covered = [UInt8](repeating: 0, count: data.count)
+        var seen = [Side: UInt32]()
+        for (bytes, side) in e.outbox {
+            let d = try #require(Decoded(bytes))
+            guard !d.payload.isEmpty else { continue }
+            let dss = try #require(d.dss)
+            let m = try #require(dss.mapping)
+            #expect(Int(m.length) == d.payload.count)
+            #expect(dss.dataAck == s.R &+ 1)
+            let off = Int(m.dsn &- (s.L &+ 1))
+            #expect(Array(data[off ..< off + d.payload.count]) == d.payload)
+            for i in off ..< off + d.payload.count { covered[i] += 1 }
+            // Subflow sequence numbers follow on from each other.
+            if let next = seen[side] { #expect(d.seq == next) }
+            seen[side] = d.seq &+ UInt32(d.payload.count)
+            #expect(d.bytes.count <= 1500)
+        }
+        #expect(covered.allSatisfy { $0 == 1 })
+        #expect(seen.count == 2)
+    }
+
+    @Test("the client is acknowledged only by the peer's DATA_ACK, with the window capped by the send buffer")
+    func dataAckToClient() throws {
+        let s = MPScript(config: multipathConfig(sendBuffer: 64 * 1024))
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 5)
+        let data = randomBytes(5000, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data))
+        #expect(s.out(e, .lan).isEmpty) // nothing acknowledged yet
+        let segs = s.out(e, .uplink(0)) + s.out(e, .uplink(1))
+        #expect(segs.reduce(0) { $0 + $1.payload.count } == 5000)
+        // A subflow-level ACK alone (DATA_ACK unchanged) tells the client nothing.
+        let sub0 = s.out(e, .uplink(0))
+        let end0 = try #require(sub0.last).seq &+ UInt32(sub0.last!.payload.count)
+        let a = s.h.peer(s.c.fromPeer(seq: 1, ack: end0 &- s.c.clientISN, mptcp: [s.peerDSS(s.L &+ 1)]))
+        #expect(s.out(a, .lan).isEmpty)
+        // The DATA_ACK of everything: the client hears it.
+        let b = s.h.peer(s.c.fromPeer(seq: 1, ack: end0 &- s.c.clientISN, mptcp: [s.peerDSS(s.L &+ 1 &+ 5000)]))
+        let ack = try #require(s.out(b, .lan).first)
+        #expect(ack.ack == s.c.cs(1 + 5000) && ack.seq == s.c.ss(1) && ack.flags == ACK)
+        #expect(ack.source == s.c.server && ack.destination == s.c.client)
+        // Window: peer window 502 << 7 = 64256 bytes, buffer 65536: 502.
+        #expect(ack.window == 502)
+    }
+
+    @Test("peer data on the joined subflow goes to the client at its data-level place; the subflow is acknowledged")
+    func downloadOnJoin() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 6)
+        let data = randomBytes(1000, &rng)
+        let m = DSSMapping(dsn: s.R &+ 1 &+ 3000, subflowSeq: 1, length: 1000)
+        let e = s.onJoin(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)], payload: data)
+        let o = try e.rewritten()
+        #expect(o.source == s.c.server && o.destination == s.c.client)
+        #expect(o.seq == s.c.ss(1 + 3000) && o.payload == data)
+        #expect(o.mptcp.isEmpty)
+        let ack = try #require(s.out(e, .uplink(1)).first)
+        #expect(ack.ack == s.peerJoinISN &+ 1001 && ack.payload.isEmpty)
+        #expect(ack.dss?.dataAck == s.R &+ 1) // the client has not acknowledged it yet
+        // The client acknowledges the data (in order, after 3000 bytes on subflow 0, say).
+        let m0 = DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 3000)
+        _ = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m0)], payload: randomBytes(3000, &rng)))
+        let ca = s.h.lan(s.c.fromClient(seq: 1, ack: 4001))
+        let da = try #require((s.out(ca, .uplink(0)) + s.out(ca, .uplink(1))).first)
+        #expect(da.dss?.dataAck == s.R &+ 4001)
+    }
+
+    @Test("an RTO on one subflow: its data goes out again on the other, retransmitted on its own, with backoff")
+    func rtoReinjection() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 9)
+        let data = randomBytes(1400 * 4, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data))
+        let on0 = s.out(e, .uplink(0))
+        #expect(on0.count == 4) // all on subflow 0 (room, equal RTT estimates)
+        // Subflow 0 goes silent; after the RTO (1 s, no sample yet) the data is
+        // retransmitted on subflow 0 and sent again on subflow 1.
+        s.h.advance(.milliseconds(1100))
+        s.h.runTimers()
+        var sent = [(bytes: [UInt8], side: Side)]()
+        for i in 0 ..< s.h.engine.outbox.count { let (b, side) = s.h.engine.outbox.packet(i); sent.append((Array(b), side)) }
+        s.h.engine.outbox.removeAll()
+        let re0 = sent.filter { $0.side == .uplink(0) }.compactMap { Decoded($0.bytes) }
+        let re1 = sent.filter { $0.side == .uplink(1) }.compactMap { Decoded($0.bytes) }
+        #expect(re0.count == 1 && re0[0].seq == on0[0].seq)
+        #expect(re1.reduce(0) { $0 + $1.payload.count } == data.count)
+        #expect(s.h.engine.stats.rtoExpiries == 1)
+        #expect(s.h.engine.stats.reinjectedBytes == UInt64(data.count))
+    }
+
+    @Test("a dead subflow is reset after repeated RTOs and joined anew from the same uplink")
+    func rejoin() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 10)
+        _ = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: randomBytes(1400, &rng)))
+        var resets = 0, joins = 0
+        for _ in 0 ..< 40 {
+            s.h.advance(.milliseconds(500))
+            s.h.runTimers()
+            for i in 0 ..< s.h.engine.outbox.count {
+                let (b, side) = s.h.engine.outbox.packet(i)
+                guard let d = Decoded(Array(b)) else { continue }
+                if side == .uplink(0) && d.flags & RST != 0 { resets += 1 }
+                if side == .uplink(0) && d.flags == SYN, case .mpJoin = d.mptcp.first { joins += 1 }
+            }
+            s.h.engine.outbox.removeAll()
+        }
+        // Nothing is ever acknowledged here: subflow 0 is reset once and
+        // joined again from uplink 0's address.
+        #expect(resets == 1)
+        #expect(joins >= 1)
+        #expect(s.h.engine.stats.subflowsFailed >= 1)
+    }
+
+    @Test("close: client FIN -> DATA_FIN; peer DATA_ACK -> client ACK; peer DATA_FIN -> client FIN; subflow FINs")
+    func close() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        let f = s.h.lan(s.c.fromClient(seq: 1, ack: 1, flags: ACK | FIN))
+        let dfin = try #require((s.out(f, .uplink(0)) + s.out(f, .uplink(1))).first { $0.dss?.dataFin == true })
+        #expect(dfin.dss?.mapping == DSSMapping(dsn: s.L &+ 1, subflowSeq: 0, length: 1))
+        // The peer acknowledges the DATA_FIN and sends its own.
+        let p = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 2, mapping: DSSMapping(dsn: s.R &+ 1, subflowSeq: 0, length: 1), fin: true)]))
+        let toClient = s.out(p, .lan)
+        #expect(toClient.contains { $0.flags & FIN != 0 && $0.seq == s.c.ss(1) && $0.ack == s.c.cs(2) })
+        // The client acknowledges the FIN: both data-level FINs are done, the subflows are closed.
+        let last = s.h.lan(s.c.fromClient(seq: 2, ack: 2))
+        let fins = (s.out(last, .uplink(0)) + s.out(last, .uplink(1))).filter { $0.flags & FIN != 0 }
+        #expect(fins.count == 2)
+        #expect(fins.allSatisfy { $0.dss?.dataAck == s.R &+ 2 })
+        #expect(s.h.engine.stats.connectionsClosed == 1)
+        s.h.expectForgottenAfterTimeWait()
+    }
+}
