@@ -262,6 +262,12 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.dataAckToPeer = dataAck
             c.haveDataAckToPeer = true
         }
+        if (n > 0 || fin) && c.clientFinAcked {
+            // The client repeats what the peer has acknowledged: the ACK that
+            // told it so was lost on the LAN, so the peer's answer to this
+            // one goes to the client again.
+            c.clientFinAckForwarded = false
+        }
         if fin { c.clientFinSeq = t.seq + n }
         if let pf = c.peerDataFinDSN, dataAck &- pf < (1 << 62), dataAck != pf { c.peerFinAcked = true }
         closeIfDone(&c, h, now)

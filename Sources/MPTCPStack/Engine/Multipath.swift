@@ -121,7 +121,7 @@ extension Engine {
             sendJoinSYN(c, mp, k, now: now)
             stats.joinsSent &+= 1
         }
-        scheduleTimer(&c, h)
+        scheduleTimer(&c, h, now: now)
     }
 
     private func freeJoinPort(local: IPAddress, remote: Endpoint) -> UInt16? {
@@ -154,6 +154,8 @@ extension Engine {
         let mp = c.mp!
         let t = v.tcp
         if t.has(TCPFlags.rst) {
+            // After a clean close the client's RST ends nothing more.
+            if c.phase == .closed { return drop(.closed) }
             // The client aborted: MP_FASTCLOSE on every subflow (§3.5).
             for k in mp.paths.indices where mp.paths[k].state == .active || mp.paths[k].state == .preEstablished {
                 sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now,
@@ -210,7 +212,7 @@ extension Engine {
             if let k { sendAck(c, mp, k, now: now) }
         }
         mpFinishIfDone(&c, h, now: now)
-        scheduleTimer(&c, h)
+        scheduleTimer(&c, h, now: now)
         return drop(.consumed)
     }
 
@@ -255,6 +257,7 @@ extension Engine {
                 mp.reinject[0].dsn = dsn &+ UInt64(len)
                 if !dsnBefore(mp.reinject[0].dsn, mp.reinject[0].end) { _ = mp.reinject.popFirst() }
             } else {
+                if mp.sendNext == mp.bufStart { mp.dataAckProgress = now }
                 mp.sendNext = dsn &+ UInt64(len)
             }
             if len == 0 { break }
@@ -275,7 +278,7 @@ extension Engine {
             let room = Int(p.cwnd) - p.flight
             guard room >= min(want, p.mss) else { continue }
             let rtt = p.srtt > 0 ? p.srtt : p.rto
-            if rtt > bestRTT * Self.slowPathFactor && bestRTT > 0.001 { continue }
+            if rtt > bestRTT * Self.slowPathFactor && rtt - bestRTT > 0.010 { continue }
             if rtt < pickRTT { pick = k; pickRTT = rtt }
         }
         return pick
@@ -382,13 +385,19 @@ extension Engine {
                 return mpAbort(&c, h, now: now, fastclose: opts.has(.mpFastclose))
             }
             failPath(&c, h, k, now: now, sendReset: false)
-            scheduleTimer(&c, h)
+            scheduleTimer(&c, h, now: now)
             return drop(.consumed)
         }
         if opts.has(.mpFastclose) { return mpAbort(&c, h, now: now, fastclose: true) }
 
         switch p.state {
         case .unused, .failed:
+            // A subflow we gave up on: reset it, as a TCP with no socket
+            // would (RFC 9293 §3.10.7.1), so the peer stops using it.
+            if !t.has(TCPFlags.rst) && p.state == .failed && t.has(TCPFlags.ack) {
+                sendControl(c, mp, k, flags: TCPFlags.rst, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)),
+                            seq: t.ack)
+            }
             return drop(.closed)
         case .joinSent:
             guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == p.localISN + 1,
@@ -422,7 +431,7 @@ extension Engine {
             p.retryAt = nil
             mp.paths[k] = p
             sendJoinAck(c, mp, k, now: now)
-            scheduleTimer(&c, h)
+            scheduleTimer(&c, h, now: now)
             return drop(.consumed)
         case .preEstablished:
             if t.has(TCPFlags.syn) {
@@ -447,7 +456,14 @@ extension Engine {
         if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
 
         // Subflow-level ACK of what we sent.
-        if t.has(TCPFlags.ack) { onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: t.payload.isEmpty && !t.has(TCPFlags.fin), now: now) }
+        // A duplicate ACK is a pure ACK that changes nothing else: no
+        // address signalling, no window update (RFC 5681 §2).
+        let windowUpdate = t.window != p.lastWindow
+        p.lastWindow = t.window
+        if t.has(TCPFlags.ack) {
+            let pure = t.payload.isEmpty && !t.has(TCPFlags.fin) && !windowUpdate && opts.present.isDisjoint(with: .signalling)
+            onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: pure, now: now)
+        }
 
         // Data level.
         var toClient = false
@@ -465,6 +481,8 @@ extension Engine {
                     c.peerDataAck = full
                     c.havePeerDataAck = true
                     mp.bufStart = dsnBefore(mp.bufEnd, full) ? mp.bufEnd : full
+                    mp.dataAckProgress = now
+                    mp.dataRTO = 1.0
                     if dsnBefore(mp.sendNext, mp.bufStart) { mp.sendNext = mp.bufStart }
                     toClient = true
                 } else if !c.havePeerDataAck && full == mp.bufStart {
@@ -491,6 +509,17 @@ extension Engine {
                     if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
                 }
             }
+        }
+
+        if opts.has(.addAddr) && !opts.addAddr.echo {
+            // Echo the announcement (§3.4.1), or the peer keeps resending it.
+            // Joins towards announced addresses are not made: every uplink
+            // already has a subflow to the address the client chose.
+            let a = opts.addAddr
+            stats.addAddrReceived &+= 1
+            mp.paths[k] = p
+            sendControl(c, mp, k, flags: TCPFlags.ack, now: now,
+                        first: .addAddr(AddAddr(echo: true, addressID: a.addressID, address: a.address, port: a.port)))
         }
 
         // Subflow-level receive.
@@ -533,8 +562,10 @@ extension Engine {
             let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
             if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
             let ol = clientOptions(mp, now: now)
+            mp.lastAckToClient = clientAckNumber(c)
+            mp.lastWindowToClient = windowToClient(c, mp)
             if let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: c.key.server, destination: c.key.client,
-                                                 seq: seq, ack: clientAckNumber(c), flags: flags, window: windowToClient(c, mp),
+                                                 seq: seq, ack: mp.lastAckToClient, flags: flags, window: mp.lastWindowToClient,
                                                  options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]),
                                                  computeChecksum: !gso) {
                 verdict = .rewrite(headerLength: hl, payloadOffset: v.tcpOffset + v.tcp.headerLength)
@@ -543,8 +574,8 @@ extension Engine {
             } else {
                 verdict = drop(.tooBig)
             }
-        } else if let f = c.peerDataFinDSN, !c.peerFinAcked,
-                  n == 0 && (opts.has(.dss) && opts.dss.dataFin || t.has(TCPFlags.fin)) {
+        } else if let f = c.peerDataFinDSN, !c.peerFinAcked, n == 0,
+                  opts.has(.dss) && opts.dss.dataFin || (t.has(TCPFlags.fin) && !c.peerFinForwarded) {
             // The DATA_FIN alone: a FIN for the client at its place.
             let seq = c.clientSeq(ofDownloadDSN: f)
             if c.deliveredMax < seq + 1 { c.deliveredMax = seq + 1 }
@@ -559,7 +590,7 @@ extension Engine {
         mpPush(&c, h, now: now)
         for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active { sendAck(c, mp, j, now: now) }
         mpFinishIfDone(&c, h, now: now)
-        scheduleTimer(&c, h)
+        scheduleTimer(&c, h, now: now)
         return verdict
     }
 
@@ -586,10 +617,19 @@ extension Engine {
     }
 
     private func sendToClient(_ c: Connection, _ mp: MPConn, seq: TCPSeq, flags: UInt8, now: Instant) {
+        let ack = clientAckNumber(c)
+        let window = windowToClient(c, mp)
+        if flags == TCPFlags.ack && ack == mp.lastAckToClient && window == mp.lastWindowToClient {
+            // Nothing new: a repeated ACK would look like a duplicate (and a
+            // client that has closed would answer it with a RST).
+            return
+        }
+        mp.lastAckToClient = ack
+        mp.lastWindowToClient = window
         let ol = clientOptions(mp, now: now)
         guard let out = outbox.reserve() else { return }
         let len = SegmentWriter.writeBare(into: out, source: c.key.server, destination: c.key.client, seq: seq,
-                                          ack: clientAckNumber(c), flags: flags, window: windowToClient(c, mp),
+                                          ack: ack, flags: flags, window: window,
                                           options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]))
         if len > 0 {
             outbox.commit(length: len, towards: .lan)
@@ -794,6 +834,17 @@ extension Engine {
                 break
             }
         }
+        // Data-level retransmission (as Linux's MPTCP-level timer): data the
+        // subflows have delivered but the peer's DATA_ACK does not cover
+        // after `dataRTO` goes out again from the head, on the best subflow.
+        if mp.sendNext != mp.bufStart && mp.reinject.isEmpty,
+           mp.dataAckProgress + .nanoseconds(Int64(mp.dataRTO * 1e9)) <= now {
+            let head = min(Int(mp.sendNext &- mp.bufStart), 64 * 1024)
+            mp.reinject.append((mp.bufStart, mp.bufStart &+ UInt64(head)))
+            mp.dataAckProgress = now
+            mp.dataRTO = min(mp.dataRTO * 2, 30)
+            stats.dataLevelRetransmits &+= 1
+        }
         // A DATA_FIN alone is not covered by any subflow ACK: resend it.
         if let at = mp.dataFinSentAt, let f = mp.dataFinDSN, !c.clientFinAcked, mp.bufEnd == f,
            at + .seconds(1) <= now, let k = mp.paths.firstIndex(where: { $0.usable }) {
@@ -803,11 +854,11 @@ extension Engine {
         mpOpenJoins(&c, h, now: now)
         mpPush(&c, h, now: now)
         conns[h] = c
-        scheduleTimer(&c, h)
+        scheduleTimer(&c, h, now: now)
     }
 
     /// Queues the connection's earliest timer in the engine's heap (once).
-    func scheduleTimer(_ c: inout Connection, _ h: Int) {
+    func scheduleTimer(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.phase != .fallback else { return }
         var next: Instant?
         func consider(_ t: Instant?) { if let t, next == nil || t < next! { next = t } }
@@ -820,7 +871,11 @@ extension Engine {
             }
         }
         if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
-        guard let n = next else { return }
+        if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(mp.dataRTO * 1e9))) }
+        guard var n = next else { return }
+        // Never in the past: whatever is due but cannot act now (no usable
+        // subflow, say) is looked at again a millisecond later, not in a loop.
+        if !(now < n) { n = now + .milliseconds(1) }
         if let cur = mp.timerAt, !(n < cur) { return }
         mp.timerAt = n
         deadlines.insert(Deadline(at: n, handle: h, generation: c.generation, timer: true))
@@ -832,6 +887,14 @@ extension Engine {
     private func mpFinishIfDone(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.clientFinAcked && c.peerFinAcked, !mp.finishing else { return }
         mp.finishing = true
+        for k in mp.paths.indices where mp.paths[k].state == .preEstablished || mp.paths[k].state == .joinSent {
+            // A join still under way has no use now.
+            if mp.paths[k].state == .preEstablished {
+                sendControl(c, mp, k, flags: TCPFlags.rst, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
+            }
+            mp.paths[k].state = .failed
+            mp.paths[k].retryAt = nil
+        }
         for k in mp.paths.indices where mp.paths[k].state == .active {
             let p = mp.paths[k]
             sendControl(c, mp, k, flags: TCPFlags.fin | TCPFlags.ack, now: now, seq: p.sndNxt)

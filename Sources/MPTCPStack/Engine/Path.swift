@@ -73,6 +73,8 @@ struct Path {
     var ackPending = false
     var peerFin = false
     var peerWScale: UInt8 = 0
+    /// The window field of the peer's last segment (a change is no duplicate ACK).
+    var lastWindow: UInt16 = 0
     var mapping = PeerMapping()
     var lastReceived = Instant(nanoseconds: 0)
 
@@ -124,12 +126,19 @@ final class MPConn {
     var peerWScaleToClient: UInt8 = 0
     var clientWindow: UInt16 = 0
     var clientTSval: UInt32 = 0
+    /// The ACK number and window last sent to the client.
+    var lastAckToClient = TCPSeq(0)
+    var lastWindowToClient: UInt16 = 0
     /// Our TSval towards the client: engine ms + this.
     var clientTSOffset: UInt32 = 0
     /// The subflow that last brought data (pure DATA_ACKs go there).
     var lastRxPath = 0
     /// The earliest timer queued for this connection in the engine's heap.
     var timerAt: Instant?
+    /// When the peer's DATA_ACK last moved (or data became outstanding), and
+    /// the data-level retransmission timeout (doubled on each expiry).
+    var dataAckProgress = Instant(nanoseconds: 0)
+    var dataRTO = 1.0
     /// Both data-level FINs are acknowledged; subflow FINs have been sent.
     var finishing = false
 

@@ -146,6 +146,8 @@ public struct EngineStats: Sendable, Equatable {
     public var fastRetransmits: UInt64 = 0
     public var rtoExpiries: UInt64 = 0
     public var reinjectedBytes: UInt64 = 0
+    public var addAddrReceived: UInt64 = 0
+    public var dataLevelRetransmits: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}
