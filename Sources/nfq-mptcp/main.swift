@@ -37,6 +37,21 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Most connections tracked at once.")
     var maxConnections = 65_536
 
+    @Option(help: ArgumentHelp("Source ports of the subflows the gateway opens itself (multipath).", valueName: "LO-HI"))
+    var joinPorts: PortRange = PortRange(EngineConfig().joinPorts)
+
+    @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them.",
+                               valueName: "BYTES"))
+    var sendBuffer = EngineConfig().sendBuffer
+
+    @Option(help: "Most subflows per multipath connection (the initial one included, at most 8).")
+    var maxSubflows = EngineConfig().maxSubflows
+
+    func validate() throws {
+        guard sendBuffer >= 65_536 && sendBuffer <= 1 << 30 else { throw ValidationError("--send-buffer: 65536 to 1073741824 bytes") }
+        guard maxSubflows >= 1 && maxSubflows <= 8 else { throw ValidationError("--max-subflows: 1 to 8") }
+    }
+
     var config: EngineConfig {
         var c = EngineConfig()
         c.mssClamp = mssClamp
@@ -44,8 +59,23 @@ struct EngineOptions: ParsableArguments {
         c.timeWait = .milliseconds(Int64(timeWait * 1000))
         c.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         c.maxConnections = maxConnections
+        c.joinPorts = joinPorts.range
+        c.sendBuffer = sendBuffer
+        c.maxSubflows = maxSubflows
         return c
     }
+}
+
+/// `LO-HI` (ports, LO <= HI, LO > 0).
+struct PortRange: ExpressibleByArgument {
+    var range: ClosedRange<UInt16>
+    init(_ r: ClosedRange<UInt16>) { range = r }
+    init?(argument: String) {
+        let parts = argument.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let lo = UInt16(parts[0]), let hi = UInt16(parts[1]), lo > 0, lo <= hi else { return nil }
+        range = lo ... hi
+    }
+    var defaultValueDescription: String { "\(range.lowerBound)-\(range.upperBound)" }
 }
 
 struct Run: ParsableCommand {
@@ -66,7 +96,11 @@ struct Run: ParsableCommand {
     @Option(help: "LAN interface (plain TCP hosts). Repeatable.")
     var lan: [String] = []
 
-    @Option(help: "Uplink interface (towards MPTCP peers). Repeatable.")
+    @Option(help: ArgumentHelp("""
+        Uplink interface (towards MPTCP peers). Repeatable; the order gives the uplink numbers. With two or more, \
+        connections use every uplink (MP_JOIN subflows from each uplink's address); ':backup' marks one used only \
+        when the others fail.
+        """, valueName: "IFACE[:backup]"))
     var uplink: [String] = []
 
     @Flag(help: "Install the iptables rules at start and remove them at exit.")
@@ -89,8 +123,15 @@ struct Run: ParsableCommand {
     func validate() throws {
         if lan.isEmpty { throw ValidationError("give at least one --lan interface") }
         if uplink.isEmpty { throw ValidationError("give at least one --uplink interface") }
+        for u in uplink where UplinkSpec(argument: u) == nil {
+            throw ValidationError("bad --uplink '\(u)' (want IFACE or IFACE:backup)")
+        }
+        if Set(uplinkSpecs.map(\.name)).count != uplink.count { throw ValidationError("an --uplink is given twice") }
+        if uplink.count > 8 { throw ValidationError("at most 8 uplinks") }
         guard let _ = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
     }
+
+    var uplinkSpecs: [UplinkSpec] { uplink.compactMap { UplinkSpec(argument: $0) } }
 
     func run() throws {
         // Before any thread exists (iptables runs through Foundation's Process).
@@ -98,28 +139,55 @@ struct Run: ParsableCommand {
         var logger = Logger(label: "nfq-mptcp")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         guard geteuid() == 0 else { throw RuntimeError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
+        let specs = uplinkSpecs
+        let names = specs.map(\.name)
         let ifaces: InterfaceMap
-        do { ifaces = try InterfaceMap(lan: lan, uplinks: uplink) } catch { throw RuntimeError("\(error)") }
-        let rules = Rules(queue: queue, interfaces: lan + uplink, logger: logger)
+        do { ifaces = try InterfaceMap(lan: lan, uplinks: names) } catch { throw RuntimeError("\(error)") }
+        var config = engine.config
+        // The uplinks' own addresses, now (the sources of the subflows the
+        // gateway opens; needed only with two or more uplinks).
+        if specs.count > 1 {
+            for s in specs {
+                let a = InterfaceAddresses.global(of: s.name)
+                guard !a.isEmpty else { throw RuntimeError("uplink '\(s.name)' has no global IPv4 or IPv6 address (see: ip addr show \(s.name))") }
+                config.uplinks.append(UplinkConfig(addresses: a, backup: s.backup))
+                logger.info("uplink \(config.uplinks.count - 1): \(s.name)\(s.backup ? " (backup)" : "")",
+                            metadata: ["addresses": "\(a.map(\.description).joined(separator: ","))"])
+            }
+        } else {
+            config.uplinks = specs.map { UplinkConfig(addresses: InterfaceAddresses.global(of: $0.name), backup: $0.backup) }
+        }
+        let multipath = config.multipath
+        let rules = Rules(queue: queue, interfaces: lan + names, lan: lan,
+                          multipath: multipath ? zip(specs, config.uplinks).map { Rules.Uplink(device: $0.name, addresses: $1.addresses) } : [],
+                          joinPorts: config.joinPorts, logger: logger)
+        logger.debug("rules\(installRules ? "" : " (not installed: no --install-rules)"):\n\(rules.listing)")
         if installRules {
             do { try rules.install() } catch {
                 rules.remove()
-                throw RuntimeError("installing iptables rules: \(error)")
+                throw RuntimeError("installing rules: \(error)")
             }
         }
         defer { if installRules { rules.remove() } }
         let q: NFQueue
         do { q = try NFQueue(number: queue) } catch { throw RuntimeError("\(error)") }
         logger.info("queue \(queue) bound", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
+        // Multipath: what leaves by uplink k leaves through uplink k.
+        let sender: RawSender
+        do {
+            sender = try RawSender(uplinks: multipath ? zip(specs, config.uplinks).map {
+                RawSender.Uplink(device: $0.name, addresses: $1.addresses)
+            } : [])
+        } catch { throw RuntimeError("\(error)") }
         if let seed {
-            try serve(Engine(config: engine.config, random: SeededRandom(seed: seed)), q, ifaces, logger)
+            try serve(Engine(config: config, random: SeededRandom(seed: seed)), q, ifaces, sender, logger)
         } else {
-            try serve(Engine(config: engine.config, random: SystemRandomNumberGenerator()), q, ifaces, logger)
+            try serve(Engine(config: config, random: SystemRandomNumberGenerator()), q, ifaces, sender, logger)
         }
     }
 
-    func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ logger: Logger) throws {
-        let d = Daemon(engine: e, queue: q, interfaces: i, sender: try RawSender(), logger: logger)
+    func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ sender: RawSender, _ logger: Logger) throws {
+        let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
         if let record { d.recorder = try Recorder(path: record) }
         try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
     }

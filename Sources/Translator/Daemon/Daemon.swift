@@ -91,7 +91,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         guard ob.count > 0 else { return }
         for i in 0 ..< ob.count {
             let (bytes, side) = ob.packet(i)
-            sender?.send(bytes)
+            sender?.send(bytes, side: side)
             recorder?.write(side: side, output: true, at: now, bytes)
         }
         engine.outbox.removeAll()
@@ -137,11 +137,14 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         var nextStats = statsEvery.map { MonotonicClock.now() + $0 }
         logger.info("running", metadata: ["queue_fd": "\(queue.fileDescriptor)"])
         loop: while true {
+            // Sleep until the engine's next timer (rounded up to the next
+            // millisecond, so it has passed when poll returns: no busy loop),
+            // at most a second.
             var timeout: Int32 = 1000
-            let now0 = MonotonicClock.now()
             if let d = engine.nextDeadline {
-                let ms = d.nanoseconds > now0.nanoseconds ? (d.nanoseconds - now0.nanoseconds) / 1_000_000 + 1 : 0
-                timeout = Int32(min(ms, 1000))
+                let now0 = MonotonicClock.now()
+                let ns = d.nanoseconds > now0.nanoseconds ? d.nanoseconds - now0.nanoseconds : 0
+                timeout = Int32(min((ns + 999_999) / 1_000_000, 1000))
             }
             let r = poll(&fds, 2, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
@@ -155,16 +158,17 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 }
             }
             if fds[0].revents != 0 {
-                // Drain what is ready, bounded so timers and signals get a turn.
+                // Drain what is ready, bounded so signals get a turn; timers
+                // that come due meanwhile run between reads.
                 for _ in 0 ..< 256 {
                     let now = MonotonicClock.now()
                     let n = try queue.receive { p in process(p, now: now) }
                     if n == 0 { break }
+                    if let d = engine.nextDeadline, d <= now { runTimers(now: now) }
                 }
             }
             let now = MonotonicClock.now()
-            engine.handleTimeout(now: now)
-            flushOutbox(now: now)
+            runTimers(now: now)
             if let ns = nextStats, ns <= now {
                 logStats()
                 nextStats = now + statsEvery!
@@ -172,6 +176,13 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         }
         logStats()
         recorder?.close()
+    }
+
+    /// Runs the engine's timers that are due (retransmissions, joins,
+    /// expiry) and sends what they originated.
+    func runTimers(now: Instant) {
+        engine.handleTimeout(now: now)
+        flushOutbox(now: now)
     }
 
     public func logStats() {
@@ -186,6 +197,15 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
             "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
             "originated": "\(s.originated)", "truncated": "\(truncatedPackets)", "raw_send_errors": "\(sender?.errors ?? 0)",
+            "outbox_overflow": "\(engine.outbox.overflow)",
+            "subflows_opened": "\(s.subflowsOpened)", "subflows_failed": "\(s.subflowsFailed)",
+            "joins_sent": "\(s.joinsSent)", "joins_rejected": "\(s.joinsRejected)",
+            "data_segments": "\(s.dataSegmentsSent)", "retransmits": "\(s.retransmits)",
+            "fast_retransmits": "\(s.fastRetransmits)", "rto_expiries": "\(s.rtoExpiries)",
+            "reinjected_bytes": "\(s.reinjectedBytes)", "buffered_bytes": "\(s.bufferedBytes)",
         ])
+        if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
+            logger.info("last raw send error: \(String(cString: strerror(e)))")
+        }
     }
 }

@@ -1,28 +1,111 @@
 import Glibc
 import MPTCPStack
 
-/// Sends packets the engine originates (complete IP packets, small) through
-/// raw sockets with the IP header included. Marked with SO_MARK so rules can
-/// tell them apart; they leave through OUTPUT and are never queued again by
-/// the PREROUTING rules.
+/// Sends packets the engine originates (complete IP packets up to an MTU)
+/// through raw sockets with the IP header included. Marked with SO_MARK so
+/// rules can tell them apart; they leave through OUTPUT and are never queued
+/// again by the PREROUTING rules.
+///
+/// Packets towards the LAN (and, with no uplink sockets, all packets) go
+/// through two unbound sockets routed by the main table. With uplink sockets
+/// (multipath), a packet leaving by `.uplink(k)` goes through uplink k's
+/// sockets: bound to the device (SO_BINDTODEVICE: the route lookup only takes
+/// routes through it) and to the uplink's own address (a raw socket routes by
+/// the socket's source, not the header's, so `ip rule from ADDR lookup T`
+/// selects the uplink's table even for packets carrying the client's address).
 public final class RawSender {
     private let fd4: Int32
     private let fd6: Int32
+    /// Per uplink (index = `Side.uplink` index); -1 when there is none.
+    private let up4: [Int32]
+    private let up6: [Int32]
     public private(set) var errors: UInt64 = 0
+    /// The errno of the last failed send (0: none yet).
+    public private(set) var lastErrno: Int32 = 0
     public static let mark: UInt32 = 0x6d70 // "mp"
 
-    public init() throws {
-        fd4 = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
-        guard fd4 >= 0 else { throw QueueError("raw IPv4 socket") }
-        fd6 = socket(AF_INET6, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
-        guard fd6 >= 0 else { close(fd4); throw QueueError("raw IPv6 socket") }
-        var m = Self.mark
-        for fd in [fd4, fd6] {
-            _ = setsockopt(fd, SOL_SOCKET, SO_MARK, &m, socklen_t(MemoryLayout<UInt32>.size))
+    /// One uplink's device and addresses (its first IPv4 and first IPv6 one
+    /// are bound).
+    public struct Uplink {
+        public var device: String
+        public var addresses: [IPAddress]
+        public init(device: String, addresses: [IPAddress]) {
+            self.device = device
+            self.addresses = addresses
         }
     }
 
-    deinit { close(fd4); close(fd6) }
+    /// `uplinks` empty: every packet goes through the unbound sockets (one
+    /// uplink: routing decides, as before multipath).
+    public init(uplinks: [Uplink] = []) throws {
+        var opened: [Int32] = []
+        func cleanup() { for fd in opened { close(fd) } }
+        func open(_ family: Int32, device: String?, address: IPAddress?) throws -> Int32 {
+            let fam = family == AF_INET ? "IPv4" : "IPv6"
+            let fd = socket(family, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
+            guard fd >= 0 else { throw QueueError("raw \(fam) socket") }
+            opened.append(fd)
+            var m = Self.mark
+            _ = setsockopt(fd, SOL_SOCKET, SO_MARK, &m, socklen_t(MemoryLayout<UInt32>.size))
+            // Room for a burst of full-size data segments (root: forced).
+            var size: Int32 = 4 << 20
+            if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
+            if let device {
+                let r = device.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+                guard r == 0 else { throw QueueError("binding a raw \(fam) socket to \(device)") }
+            }
+            switch address {
+            case let .v4(a)?:
+                var sa = sockaddr_in()
+                sa.sin_family = sa_family_t(AF_INET)
+                sa.sin_addr.s_addr = a.rawValue.bigEndian
+                guard Self.bind(fd, &sa) == 0 else { throw QueueError("binding a raw IPv4 socket to \(a) (\(device ?? ""))") }
+            case let .v6(a)?:
+                var sa = sockaddr_in6()
+                sa.sin6_family = sa_family_t(AF_INET6)
+                withUnsafeMutableBytes(of: &sa.sin6_addr) { b in
+                    for i in 0 ..< 8 { b[i] = UInt8(truncatingIfNeeded: a.high >> (56 - 8 * UInt64(i))) }
+                    for i in 0 ..< 8 { b[8 + i] = UInt8(truncatingIfNeeded: a.low >> (56 - 8 * UInt64(i))) }
+                }
+                guard Self.bind(fd, &sa) == 0 else { throw QueueError("binding a raw IPv6 socket to \(a) (\(device ?? ""))") }
+            case nil:
+                break
+            }
+            return fd
+        }
+        do {
+            fd4 = try open(AF_INET, device: nil, address: nil)
+            fd6 = try open(AF_INET6, device: nil, address: nil)
+            var u4: [Int32] = []
+            var u6: [Int32] = []
+            for u in uplinks {
+                let a4 = u.addresses.first { if case .v4 = $0 { return true } else { return false } }
+                let a6 = u.addresses.first { if case .v6 = $0 { return true } else { return false } }
+                u4.append(try open(AF_INET, device: u.device, address: a4))
+                u6.append(try open(AF_INET6, device: u.device, address: a6))
+            }
+            up4 = u4
+            up6 = u6
+        } catch {
+            cleanup()
+            throw error
+        }
+    }
+
+    deinit {
+        close(fd4)
+        close(fd6)
+        for fd in up4 { close(fd) }
+        for fd in up6 { close(fd) }
+    }
+
+    private static func bind<A>(_ fd: Int32, _ sa: inout A) -> Int32 {
+        withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<A>.size)) }
+        }
+    }
 
     /// sendto with a concrete socket address type.
     private static func send<A>(_ p: UnsafeRawBufferPointer, on fd: Int32, to sa: inout A) -> Int {
@@ -33,21 +116,26 @@ public final class RawSender {
         }
     }
 
-    /// Sends one complete IPv4 or IPv6 packet to its destination address.
-    public func send(_ p: UnsafeRawBufferPointer) {
+    /// Sends one complete IPv4 or IPv6 packet to its destination address,
+    /// through the routing table (`.lan`, or no uplink sockets) or uplink k.
+    public func send(_ p: UnsafeRawBufferPointer, side: Side = .lan) {
         guard p.count >= 20 else { errors &+= 1; return }
         var r = -1
         if p[0] >> 4 == 4 {
+            var fd = fd4
+            if case let .uplink(k) = side, Int(k) < up4.count { fd = up4[Int(k)] }
             var sa = sockaddr_in()
             sa.sin_family = sa_family_t(AF_INET)
             memcpy(&sa.sin_addr, p.baseAddress! + 16, 4)
-            r = Self.send(p, on: fd4, to: &sa)
+            r = Self.send(p, on: fd, to: &sa)
         } else if p.count >= 40 {
+            var fd = fd6
+            if case let .uplink(k) = side, Int(k) < up6.count { fd = up6[Int(k)] }
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
             memcpy(&sa.sin6_addr, p.baseAddress! + 24, 16)
-            r = Self.send(p, on: fd6, to: &sa)
+            r = Self.send(p, on: fd, to: &sa)
         }
-        if r < 0 { errors &+= 1 }
+        if r < 0 { errors &+= 1; lastErrno = errno }
     }
 }
