@@ -213,8 +213,10 @@ struct MultipathTests {
         let ack = try #require(s.out(b, .lan).first)
         #expect(ack.ack == s.c.cs(1 + 5000) && ack.seq == s.c.ss(1) && ack.flags == ACK)
         #expect(ack.source == s.c.server && ack.destination == s.c.client)
-        // Window: peer window 502 << 7 = 64256 bytes, buffer 65536: 502.
-        #expect(ack.window == 502)
+        // Window: the peer's is 502 << 7 = 64256 bytes; the buffer's edge is
+        // 65536 bytes past the oldest byte a subflow still holds (subflow 1
+        // has not acknowledged its part): (65536 - 5000) >> 7 = 472.
+        #expect(ack.window == 472)
     }
 
     @Test("peer data on the joined subflow goes to the client at its data-level place; the subflow is acknowledged")
@@ -231,13 +233,14 @@ struct MultipathTests {
         #expect(o.mptcp.isEmpty)
         let ack = try #require(s.out(e, .uplink(1)).first)
         #expect(ack.ack == s.peerJoinISN &+ 1001 && ack.payload.isEmpty)
-        #expect(ack.dss?.dataAck == s.R &+ 1) // the client has not acknowledged it yet
+        // The client has not acknowledged it yet. (Pure ACKs carry a 4-byte DATA_ACK.)
+        #expect(ack.dss?.dataAck == (s.R &+ 1) & 0xffff_ffff)
         // The client acknowledges the data (in order, after 3000 bytes on subflow 0, say).
         let m0 = DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 3000)
         _ = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m0)], payload: randomBytes(3000, &rng)))
         let ca = s.h.lan(s.c.fromClient(seq: 1, ack: 4001))
         let da = try #require((s.out(ca, .uplink(0)) + s.out(ca, .uplink(1))).first)
-        #expect(da.dss?.dataAck == s.R &+ 4001)
+        #expect(da.dss?.dataAck == (s.R &+ 4001) & 0xffff_ffff)
     }
 
     @Test("an RTO on one subflow: its data goes out again on the other, retransmitted on its own, with backoff")
@@ -304,8 +307,34 @@ struct MultipathTests {
         let last = s.h.lan(s.c.fromClient(seq: 2, ack: 2))
         let fins = (s.out(last, .uplink(0)) + s.out(last, .uplink(1))).filter { $0.flags & FIN != 0 }
         #expect(fins.count == 2)
-        #expect(fins.allSatisfy { $0.dss?.dataAck == s.R &+ 2 })
+        #expect(fins.allSatisfy { $0.dss?.dataAck == (s.R &+ 2) & 0xffff_ffff })
         #expect(s.h.engine.stats.connectionsClosed == 1)
         s.h.expectForgottenAfterTimeWait()
+    }
+}
+
+extension MultipathTests {
+    @Test("subflow receive: a hole, data above it (SACKed), the hole filled: ACK moves past both, no SACK left")
+    func subflowSACK() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 12)
+        func seg(_ rel: UInt32, _ dsnOff: UInt64) -> EngineEvent {
+            let m = DSSMapping(dsn: s.R &+ 1 &+ dsnOff, subflowSeq: rel, length: 1000)
+            return s.onJoin(seq: rel, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)], payload: randomBytes(1000, &rng))
+        }
+        _ = seg(1, 0)
+        let a = try #require(s.out(seg(2001, 2000), .uplink(1)).last) // 1001..2001 lost
+        #expect(a.ack == s.peerJoinISN &+ 1001)
+        let sack = a.options.compactMap { if case .sack(let b) = $0 { return b } else { return nil } }.first
+        #expect(sack?.count == 1 && sack?[0].left.rawValue == s.peerJoinISN &+ 2001 && sack?[0].right.rawValue == s.peerJoinISN &+ 3001)
+        _ = seg(4001, 4000) // another hole 3001..4001
+        let b = try #require(s.out(seg(1001, 1000), .uplink(1)).last)
+        #expect(b.ack == s.peerJoinISN &+ 3001)
+        let sack2 = b.options.compactMap { if case .sack(let b) = $0 { return b } else { return nil } }.first
+        #expect(sack2?.count == 1 && sack2?[0].left.rawValue == s.peerJoinISN &+ 4001)
+        let c = try #require(s.out(seg(3001, 3000), .uplink(1)).last)
+        #expect(c.ack == s.peerJoinISN &+ 5001)
+        #expect(!c.options.contains { if case .sack = $0 { return true } else { return false } })
     }
 }

@@ -41,6 +41,7 @@ extension Engine {
         p.localISN = c.clientISN
         p.sndUna = c.clientISN + 1
         p.sndNxt = c.clientISN + 1
+        p.recover = p.sndUna
         p.remoteISN = t.seq
         p.rcvNxt = t.seq + 1
         p.timestamps = opts.has(.timestamps) && mp.clientTimestamps
@@ -56,6 +57,7 @@ extension Engine {
         mp.peerWScaleToClient = p.peerWScale
         mp.clientTSOffset = opts.tsValue &- ms(now)
         mp.bufStart = c.localIDSN &+ 1
+        mp.ringStart = mp.bufStart
         mp.bufEnd = mp.bufStart
         mp.sendNext = mp.bufStart
         mp.peerWindowEdge = mp.bufStart &+ UInt64(t.window)
@@ -168,7 +170,10 @@ extension Engine {
             return drop(.consumed)
         }
         guard t.has(TCPFlags.ack) else { return drop(.consumed) }
-        if mp.clientTimestamps, let ts = Self.timestamp(t.optionArea) { mp.clientTSval = ts }
+        if mp.clientTimestamps, let ts = Self.timestamp(t.optionArea) {
+            mp.clientTSval = ts
+            mp.recordClientTS(ts, at: ms(now))
+        }
         let windowChanged = mp.clientWindow != t.window
         mp.clientWindow = t.window
 
@@ -189,6 +194,7 @@ extension Engine {
             let dsn = c.uploadDSN(t.seq)
             if n > 0 {
                 let took = mp.append(dsn: dsn, t.payload)
+                if took > 0 && mp.clientTimestamps { mp.recordDataTS(mp.clientTSval, end: mp.bufEnd) }
                 stats.bufferedBytes &+= UInt64(took)
                 if !dsnBefore(mp.bufEnd, dsn &+ UInt64(n)), t.has(TCPFlags.fin), mp.dataFinDSN == nil {
                     mp.dataFinDSN = dsn &+ UInt64(n)
@@ -227,6 +233,29 @@ extension Engine {
     /// Sends buffered data (reinjections first) while windows allow.
     func mpPush(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.phase == .established || c.phase == .closed, !mp.paths.isEmpty else { return }
+        sendQueued(c, mp, now: now)
+        // Opportunistic reinjection (Raiciu et al., NSDI 2012): nothing new
+        // can go out, a subflow still has room, and the DATA_ACK has waited
+        // longer than that subflow's RTT for the oldest data, which sits on
+        // another subflow: send that data again here, so one slow or lossy
+        // subflow does not hold up the whole connection (and the client,
+        // whose ACKs wait for the DATA_ACK).
+        let blocked = mp.sendNext == mp.bufEnd || !dsnBefore(mp.sendNext, mp.peerWindowEdge)
+        guard blocked, mp.reinject.isEmpty, dsnBefore(mp.bufStart, mp.sendNext) else { return }
+        let from = dsnMax(mp.bufStart, mp.opportunisticUpTo)
+        guard dsnBefore(from, mp.sendNext), let k = pickPath(mp, want: 1) else { return }
+        let f = mp.paths[k]
+        guard now.nanoseconds &- mp.dataAckProgress.nanoseconds > UInt64(max(f.srtt, 0.01) * 1e9),
+              !f.segments.contains(where: { $0.dsn == mp.bufStart && $0.length > 0 }) else { return }
+        let room = max(f.mss, Int(f.cwnd) - f.pipe)
+        let end = dsnBefore(from &+ UInt64(room), mp.sendNext) ? from &+ UInt64(room) : mp.sendNext
+        mp.reinject.append((from, end))
+        mp.opportunisticUpTo = end
+        stats.opportunisticReinjections &+= 1
+        sendQueued(c, mp, now: now)
+    }
+
+    private func sendQueued(_ c: Connection, _ mp: MPConn, now: Instant) {
         while outbox.count < Outbox.slots - 8 {
             var dsn: UInt64
             var end: UInt64
@@ -275,7 +304,7 @@ extension Engine {
         var pick: Int?
         var pickRTT = Double.greatestFiniteMagnitude
         for (k, p) in mp.paths.enumerated() where p.usable && (!p.backup || !hasRegular) {
-            let room = Int(p.cwnd) - p.flight
+            let room = Int(p.cwnd) - p.pipe
             guard room >= min(want, p.mss) else { continue }
             let rtt = p.srtt > 0 ? p.srtt : p.rto
             if rtt > bestRTT * Self.slowPathFactor && rtt - bestRTT > 0.010 { continue }
@@ -294,9 +323,12 @@ extension Engine {
         first?.write(into: &w)
         second?.write(into: &w)
         while w.offset & 3 != 0 { w.u8(1) }
-        if p.ooo.count > 0 && w.offset + 12 <= 40 {
-            w.u8(1); w.u8(1); w.u8(5); w.u8(10)
-            w.u32(p.ooo[0].left.rawValue); w.u32(p.ooo[0].right.rawValue)
+        let room = (40 - w.offset - 4) / 8
+        if p.ooo.count > 0 && room > 0 {
+            // The most recently grown blocks first (RFC 2018 §4), while they fit.
+            let n = min(room, p.ooo.count)
+            w.u8(1); w.u8(1); w.u8(5); w.u8(UInt8(2 + 8 * n))
+            for i in 0 ..< n { w.u32(p.ooo[i].left.rawValue); w.u32(p.ooo[i].right.rawValue) }
         }
         return w.offset
     }
@@ -359,7 +391,9 @@ extension Engine {
     private func sendControl(_ c: Connection, _ mp: MPConn, _ k: Int, flags: UInt8, now: Instant,
                              first: MPTCPOption? = nil, second: MPTCPOption? = nil, seq: TCPSeq? = nil) {
         let p = mp.paths[k]
-        let opt = first ?? .dss(DSS(dataAck: dataAckOption(c), dataAck8: true))
+        // A pure ACK carries a 4-byte DATA_ACK (the peer expands it, §3.3.1):
+        // it leaves room for two SACK blocks beside the timestamps.
+        let opt = first ?? .dss(DSS(dataAck: dataAckOption(c), dataAck8: false))
         let ol = pathOptions(mp, p, now: now, first: opt, second: second)
         originate(p, towards: .uplink(p.uplink), seq: seq ?? p.sndNxt, ack: p.rcvNxt, flags: flags,
                   window: windowToPeer(mp), optionLength: ol)
@@ -419,6 +453,7 @@ extension Engine {
             p.rcvNxt = t.seq + 1
             p.sndUna = p.localISN + 1
             p.sndNxt = p.localISN + 1
+            p.recover = p.sndUna
             p.timestamps = p.timestamps && opts.has(.timestamps)
             p.remoteTSval = opts.tsValue
             p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
@@ -456,13 +491,15 @@ extension Engine {
         if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
 
         // Subflow-level ACK of what we sent.
-        // A duplicate ACK is a pure ACK that changes nothing else: no
-        // address signalling, no window update (RFC 5681 §2).
-        let windowUpdate = t.window != p.lastWindow
+        // A duplicate ACK: a pure ACK at snd.una, no address signalling, and
+        // either the same window (RFC 5681) or new SACK information. A
+        // window update alone is none (as in Linux): an MPTCP window is the
+        // connection's and moves with every subflow's progress.
+        let windowChanged = t.window != p.lastWindow
         p.lastWindow = t.window
         if t.has(TCPFlags.ack) {
-            let pure = t.payload.isEmpty && !t.has(TCPFlags.fin) && !windowUpdate && opts.present.isDisjoint(with: .signalling)
-            onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: pure, now: now)
+            let pure = t.payload.isEmpty && !t.has(TCPFlags.fin) && opts.present.isDisjoint(with: .signalling)
+            onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: pure, windowChanged: windowChanged, now: now)
         }
 
         // Data level.
@@ -511,6 +548,11 @@ extension Engine {
             }
         }
 
+        if opts.has(.mpPrio) {
+            // The peer asks us to use this subflow only as a backup (or no
+            // longer): RFC 8684 §3.3.8.
+            p.backup = opts.mpPrio.backup
+        }
         if opts.has(.addAddr) && !opts.addAddr.echo {
             // Echo the announcement (§3.4.1), or the peer keeps resending it.
             // Joins towards announced addresses are not made: every uplink
@@ -561,7 +603,12 @@ extension Engine {
             let seq = c.clientSeq(ofDownloadDSN: dsn)
             let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
             if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
-            let ol = clientOptions(mp, now: now)
+            // TSecr: the client's TSval as of when we sent what the peer echoes.
+            var echo = mp.clientTSval
+            if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 {
+                echo = mp.clientTS(asOf: opts.tsEchoReply &- p.tsOffset)
+            }
+            let ol = clientOptions(mp, now: now, echo: echo)
             mp.lastAckToClient = clientAckNumber(c)
             mp.lastWindowToClient = windowToClient(c, mp)
             if let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: c.key.server, destination: c.key.client,
@@ -587,6 +634,7 @@ extension Engine {
             // The peer's DATA_ACK (or window) moved: tell the client.
             sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
         }
+        releaseBuffer(&c, h, now: now)
         mpPush(&c, h, now: now)
         for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active { sendAck(c, mp, j, now: now) }
         mpFinishIfDone(&c, h, now: now)
@@ -595,10 +643,10 @@ extension Engine {
     }
 
     /// Options towards the client: timestamps only (our clock, its TSval echoed).
-    private func clientOptions(_ mp: MPConn, now: Instant) -> Int {
+    private func clientOptions(_ mp: MPConn, now: Instant, echo: UInt32? = nil) -> Int {
         var w = ByteWriter(writer.options)
         if mp.clientTimestamps {
-            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ mp.clientTSOffset); w.u32(mp.clientTSval)
+            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ mp.clientTSOffset); w.u32(echo ?? mp.clientTSval)
         }
         return w.offset
     }
@@ -611,8 +659,10 @@ extension Engine {
     /// never beyond what the send buffer can hold.
     private func windowToClient(_ c: Connection, _ mp: MPConn) -> UInt16 {
         let una = c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1
-        let peer = dsnBefore(una, mp.peerWindowEdge) ? mp.peerWindowEdge &- una : 0
-        let bytes = min(peer, UInt64(mp.capacity))
+        // Right edge: the peer's window, and what the buffer can hold.
+        var edge = mp.ringStart &+ UInt64(mp.capacity)
+        if dsnBefore(mp.peerWindowEdge, edge) { edge = mp.peerWindowEdge }
+        let bytes = dsnBefore(una, edge) ? edge &- una : 0
         return UInt16(min(65535, bytes >> UInt64(mp.peerWScaleToClient)))
     }
 
@@ -626,7 +676,7 @@ extension Engine {
         }
         mp.lastAckToClient = ack
         mp.lastWindowToClient = window
-        let ol = clientOptions(mp, now: now)
+        let ol = clientOptions(mp, now: now, echo: c.havePeerDataAck ? mp.clientTS(acking: c.peerDataAck) : nil)
         guard let out = outbox.reserve() else { return }
         let len = SegmentWriter.writeBare(into: out, source: c.key.server, destination: c.key.client, seq: seq,
                                           ack: ack, flags: flags, window: window,
@@ -655,19 +705,31 @@ extension Engine {
         p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
     }
 
-    private func onSubflowAck(_ c: Connection, _ p: inout Path, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool, now: Instant) {
+    private func onSubflowAck(_ c: Connection, _ p: inout Path, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool,
+                              windowChanged: Bool, now: Instant) {
         guard let mp = c.mp else { return }
-        if p.finSent && ack == p.finSeq + 1 { p.sndUna = ack; p.segments.removeAll(); p.rtoAt = nil; return }
+        if p.finSent && ack == p.finSeq + 1 { p.sndUna = ack; p.segments.removeAll(); p.sackedBytes = 0; p.rtoAt = nil; return }
         guard !(p.sndNxt < ack) else { return }
         if p.sndUna < ack {
             let acked = Int(ack - p.sndUna)
             var sample: Double?
             while let s = p.segments.first, !(ack < s.seq + s.length) {
                 if !s.retransmitted { sample = Double(now.nanoseconds &- s.sentAt.nanoseconds) / 1e9 }
+                if s.sacked { p.sackedBytes -= Int(s.length) }
                 _ = p.segments.popFirst()
             }
             p.sndUna = ack
+            // The echoed timestamp measures even retransmitted segments
+            // (RFC 7323 §4); without timestamps, Karn's rule.
+            if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 {
+                let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
+                if ts >= 0 && ts < 60_000 { sample = Double(max(ts, 1)) / 1000 }
+            }
             if let sample { rttSample(&p, sample) }
+            if p.backoff > 0 {
+                // Progress: the backed-off timeout gives way to the estimate.
+                p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+            }
             p.dupAcks = 0
             p.backoff = 0
             p.suspect = false
@@ -675,27 +737,33 @@ extension Engine {
                 if !(ack < p.recover) {
                     p.inRecovery = false
                     p.cwnd = p.ssthresh
-                } else {
-                    retransmitFirst(c, mp, &p, k, now: now) // partial ACK
+                } else if let j = p.segments.firstIndex(where: { !$0.sacked }), !p.segments[j].retransmitted {
+                    retransmit(c, mp, &p, k, j, now: now) // partial ACK: the next hole, once
                 }
             } else {
                 increaseWindow(mp, &p, acked: acked)
             }
             p.rtoAt = p.segments.isEmpty ? nil : now + .nanoseconds(Int64(p.rto * 1e9))
         } else if pure && ack == p.sndUna && !p.segments.isEmpty {
-            p.dupAcks += 1
+            var newlySacked = 0
             if opts.has(.sack) {
                 for i in 0 ..< opts.sack.count {
                     let b = opts.sack[i]
-                    for j in p.segments.indices where !(p.segments[j].seq < b.left) && !(b.right < p.segments[j].seq + p.segments[j].length) {
+                    for j in p.segments.indices where !p.segments[j].sacked && !(p.segments[j].seq < b.left)
+                        && !(b.right < p.segments[j].seq + p.segments[j].length) {
                         p.segments[j].sacked = true
+                        p.sackedBytes += Int(p.segments[j].length)
+                        newlySacked += 1
                     }
                 }
             }
-            if p.dupAcks == 3 && !p.inRecovery {
+            guard newlySacked > 0 || !windowChanged else { return }
+            p.dupAcks += 1
+            // One reduction per window of data (NewReno's "recover" point).
+            if p.dupAcks == 3 && !p.inRecovery && !(p.sndUna < p.recover) {
                 p.inRecovery = true
                 p.recover = p.sndNxt
-                p.ssthresh = max(Double(p.flight) / 2, Double(2 * p.mss))
+                p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
                 p.cwnd = p.ssthresh
                 stats.fastRetransmits &+= 1
                 retransmitFirst(c, mp, &p, k, now: now)
@@ -750,6 +818,23 @@ extension Engine {
         p = mp.paths[k]
     }
 
+    /// Frees what no subflow needs any more. When a subflow that lags behind
+    /// (its holes were filled at data level by the others) keeps the buffer
+    /// nearly full, it is reset and joined anew rather than stall the
+    /// connection.
+    private func releaseBuffer(_ c: inout Connection, _ h: Int, now: Instant) {
+        guard let mp = c.mp else { return }
+        mp.releaseAcknowledged()
+        guard dsnBefore(mp.ringStart, mp.bufStart), mp.buffered > mp.capacity - mp.capacity / 8 else { return }
+        for k in mp.paths.indices where mp.paths[k].state == .active {
+            if mp.paths[k].segments.contains(where: { $0.length > 0 && $0.dsn == mp.ringStart }) {
+                stats.subflowsReleased &+= 1
+                failPath(&c, h, k, now: now, sendReset: true)
+                return
+            }
+        }
+    }
+
     /// Puts subflow `k`'s unacknowledged data back for the other subflows.
     private func reinject(_ mp: MPConn, _ k: Int) {
         guard mp.paths.indices.contains(where: { $0 != k && mp.paths[$0].usable }) else { return }
@@ -772,8 +857,10 @@ extension Engine {
         if mp.paths[k].state == .active { stats.subflowsFailed &+= 1 }
         mp.paths[k].state = .failed
         mp.paths[k].segments.removeAll()
+        mp.paths[k].sackedBytes = 0
         mp.paths[k].rtoAt = nil
         mp.paths[k].retryAt = now + Self.rejoinInterval
+        mp.releaseAcknowledged()
         mpPush(&c, h, now: now)
     }
 
@@ -807,11 +894,12 @@ extension Engine {
                     continue
                 }
                 p.rto = min(60, p.rto * 2)
-                p.ssthresh = max(Double(p.flight) / 2, Double(2 * p.mss))
+                p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
                 p.cwnd = Double(p.mss)
                 p.inRecovery = false
                 p.dupAcks = 0
                 for j in p.segments.indices { p.segments[j].sacked = false }
+                p.sackedBytes = 0
                 if p.finSent && p.segments.isEmpty {
                     mp.paths[k] = p
                     sendControl(c, mp, k, flags: TCPFlags.fin | TCPFlags.ack, now: now, seq: p.finSeq)
@@ -838,7 +926,7 @@ extension Engine {
         // subflows have delivered but the peer's DATA_ACK does not cover
         // after `dataRTO` goes out again from the head, on the best subflow.
         if mp.sendNext != mp.bufStart && mp.reinject.isEmpty,
-           mp.dataAckProgress + .nanoseconds(Int64(mp.dataRTO * 1e9)) <= now {
+           mp.dataAckProgress + .nanoseconds(Int64(dataRTO(mp) * 1e9)) <= now {
             let head = min(Int(mp.sendNext &- mp.bufStart), 64 * 1024)
             mp.reinject.append((mp.bufStart, mp.bufStart &+ UInt64(head)))
             mp.dataAckProgress = now
@@ -857,6 +945,14 @@ extension Engine {
         scheduleTimer(&c, h, now: now)
     }
 
+    /// The data-level timeout: its own backoff, but never shorter than twice
+    /// the slowest working subflow's RTO (a subflow's own recovery first).
+    private func dataRTO(_ mp: MPConn) -> Double {
+        var r = mp.dataRTO
+        for p in mp.paths where p.state == .active { r = max(r, 2 * p.rto) }
+        return r
+    }
+
     /// Queues the connection's earliest timer in the engine's heap (once).
     func scheduleTimer(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.phase != .fallback else { return }
@@ -871,7 +967,7 @@ extension Engine {
             }
         }
         if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
-        if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(mp.dataRTO * 1e9))) }
+        if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(dataRTO(mp) * 1e9))) }
         guard var n = next else { return }
         // Never in the past: whatever is due but cannot act now (no usable
         // subflow, say) is looked at again a millisecond later, not in a loop.
@@ -920,38 +1016,43 @@ extension Engine {
 
     // MARK: - Receive bookkeeping
 
+    static var maxOOORanges: Int { 64 }
+
     private func addOOO(_ p: inout Path, _ l: TCPSeq, _ r: TCPSeq) {
-        for i in 0 ..< p.ooo.count {
-            var b = p.ooo[i]
-            if !(r < b.left) && !(b.right < l) {
-                if l < b.left { b.left = l }
-                if b.right < r { b.right = r }
-                p.ooo[i] = b
-                return
+        var left = l, right = r
+        var i = 0
+        while i < p.ooo.count {
+            let b = p.ooo[i]
+            if !(right < b.left) && !(b.right < left) {
+                if b.left < left { left = b.left }
+                if right < b.right { right = b.right }
+                p.ooo.remove(at: i)
+            } else {
+                i += 1
             }
         }
-        if !p.ooo.append(SACKBlock(left: l, right: r)) {
-            p.ooo[3] = SACKBlock(left: l, right: r)
-        }
+        p.ooo.insert(SACKBlock(left: left, right: right), at: 0)
+        if p.ooo.count > Self.maxOOORanges { p.ooo.removeLast() } // the peer resends it; the data level has it
     }
 
     private func mergeOOO(_ p: inout Path) {
         var changed = true
         while changed {
             changed = false
-            var keep = SACKBlocks()
-            for i in 0 ..< p.ooo.count {
+            var i = 0
+            while i < p.ooo.count {
                 let b = p.ooo[i]
                 if !(p.rcvNxt < b.left) {
                     if p.rcvNxt < b.right { p.rcvNxt = b.right }
+                    p.ooo.remove(at: i)
                     changed = true
                 } else {
-                    keep.append(b)
+                    i += 1
                 }
             }
-            p.ooo = keep
         }
     }
+
 }
 
 extension IPAddress {
@@ -960,5 +1061,29 @@ extension IPAddress {
         case (.v4, .v4), (.v6, .v6): return true
         default: return false
         }
+    }
+}
+
+extension Engine {
+    /// One line per multipath connection and subflow (for debugging and the
+    /// daemon's SIGUSR1 dump; not on the data path).
+    public var multipathState: String {
+        var out = ""
+        for c in conns {
+            guard let c, let mp = c.mp else { continue }
+            let base = mp.ringStart
+            func rel(_ x: UInt64) -> Int64 { Int64(bitPattern: x &- base) }
+            out += "\(c.key.client) -> \(c.key.server) phase \(c.phase) buffered \(mp.buffered) dataAck+\(rel(mp.bufStart)) "
+                + "sendNext+\(rel(mp.sendNext)) end+\(rel(mp.bufEnd)) window+\(rel(mp.peerWindowEdge)) reinject \(mp.reinject.count) "
+                + "dataRTO \(mp.dataRTO)\n"
+            for (k, p) in mp.paths.enumerated() {
+                out += "  [\(k)] \(p.state) uplink \(p.uplink)\(p.backup ? " backup" : "")\(p.suspect ? " suspect" : "") "
+                    + "flight \(p.flight) cwnd \(Int(p.cwnd)) ssthresh \(p.ssthresh > 1e12 ? -1 : Int(p.ssthresh)) srtt \(Int(p.srtt * 1000))ms "
+                    + "rto \(Int(p.rto * 1000))ms backoff \(p.backoff) segs \(p.segments.count)"
+                    + (p.segments.first.map { " first dsn+\(rel($0.dsn)) len \($0.length) retx \($0.retransmitted)" } ?? "")
+                    + "\(p.inRecovery ? " recovery" : "")\n"
+            }
+        }
+        return out
     }
 }

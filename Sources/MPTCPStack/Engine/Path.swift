@@ -32,6 +32,16 @@ struct SentSegment {
     var sacked = false
 }
 
+/// A subflow's sent segments and received out-of-order ranges.
+final class PathQueues {
+    var segments = Deque<SentSegment>()
+    var ooo: [SACKBlock] = []
+    init() {
+        segments.reserveCapacity(512)
+        ooo.reserveCapacity(65)
+    }
+}
+
 /// One subflow of a multipath connection.
 struct Path {
     var state: PathState = .unused
@@ -61,15 +71,26 @@ struct Path {
     var recover = TCPSeq(0)
     /// Not scheduled for new data after an RTO until it acknowledges something.
     var suspect = false
-    var segments = Deque<SentSegment>()
+    /// The queues live in a class so that copying a `Path` (the engine
+    /// reads and writes paths by value) never copies them (no copy-on-write
+    /// of the queues per packet).
+    let q = PathQueues()
+    var segments: Deque<SentSegment> {
+        get { q.segments }
+        nonmutating _modify { yield &q.segments }
+    }
     var finSent = false
     var finSeq = TCPSeq(0)
 
     // Receiving side.
     var remoteISN = TCPSeq(0)
     var rcvNxt = TCPSeq(0)
-    /// Ranges received above rcvNxt (announced as SACK blocks).
-    var ooo = SACKBlocks()
+    /// Ranges received above rcvNxt, the most recently grown first
+    /// (announced as SACK blocks in that order, RFC 2018 §4). Bounded.
+    var ooo: [SACKBlock] {
+        get { q.ooo }
+        nonmutating _modify { yield &q.ooo }
+    }
     var ackPending = false
     var peerFin = false
     var peerWScale: UInt8 = 0
@@ -94,6 +115,11 @@ struct Path {
     init(local: Endpoint, remote: Endpoint) { self.local = local; self.remote = remote }
 
     var flight: Int { Int(sndNxt - sndUna) }
+    /// Bytes SACKed above sndUna.
+    var sackedBytes = 0
+    /// What is in the network (RFC 6675 pipe, without loss marking): the
+    /// flight less what the peer has SACKed.
+    var pipe: Int { flight - sackedBytes }
     var usable: Bool { state == .active && !suspect && !finSent }
 }
 
@@ -106,7 +132,13 @@ final class MPConn {
     let capacity: Int
     private(set) var storage: UnsafeMutableRawBufferPointer?
     var bufStart: UInt64 = 0
+    /// The oldest byte still held: bufStart, or older while a subflow still
+    /// has it unacknowledged (it may have to send it again to fill its own
+    /// sequence space, even after another subflow delivered it).
+    var ringStart: UInt64 = 0
     var bufEnd: UInt64 = 0
+    /// Data up to here has been reinjected opportunistically already.
+    var opportunisticUpTo: UInt64 = 0
     /// Lowest DSN not yet sent on any subflow.
     var sendNext: UInt64 = 0
     /// Data ranges to send again on another subflow (after an RTO).
@@ -129,6 +161,60 @@ final class MPConn {
     /// The ACK number and window last sent to the client.
     var lastAckToClient = TCPSeq(0)
     var lastWindowToClient: UInt16 = 0
+    /// The client's TSvals by when we saw them (our ms clock): what goes
+    /// back to the client in TSecr is the TSval it had sent when the peer's
+    /// segment was triggered, so the client measures the real end-to-end
+    /// RTT (its receive-window autotuning depends on it), not the LAN's.
+    var tsSeenAt = [UInt32](repeating: 0, count: 64)
+    var tsSeenVal = [UInt32](repeating: 0, count: 64)
+    var tsSeenNext = 0
+
+    func recordClientTS(_ v: UInt32, at ms: UInt32) {
+        let last = (tsSeenNext + 63) & 63
+        if tsSeenNext > 0 && tsSeenVal[last] == v { return }
+        tsSeenAt[tsSeenNext & 63] = ms
+        tsSeenVal[tsSeenNext & 63] = v
+        tsSeenNext += 1
+    }
+
+    /// The client's TSval as it was at our time `ms` (the latest otherwise).
+    func clientTS(asOf ms: UInt32) -> UInt32 {
+        var i = tsSeenNext - 1
+        let oldest = max(0, tsSeenNext - 64)
+        while i >= oldest {
+            if Int32(bitPattern: ms &- tsSeenAt[i & 63]) >= 0 { return tsSeenVal[i & 63] }
+            i -= 1
+        }
+        return i >= 0 && tsSeenNext > 0 ? tsSeenVal[oldest & 63] : clientTSval
+    }
+
+    /// The client's TSval on the data that ended at each DSN: an ACK to the
+    /// client echoes the TSval of the segment it acknowledges (not the
+    /// latest), so the client sees the end-to-end RTT and, after a
+    /// timeout, can tell a spurious one (RFC 7323 §4.3, Eifel/F-RTO undo).
+    var dataTSEnd = [UInt64](repeating: 0, count: 1024)
+    var dataTSVal = [UInt32](repeating: 0, count: 1024)
+    var dataTSNext = 0
+
+    func recordDataTS(_ v: UInt32, end: UInt64) {
+        let last = (dataTSNext + 1023) & 1023
+        if dataTSNext > 0 && dataTSVal[last] == v { dataTSEnd[last] = end; return }
+        dataTSEnd[dataTSNext & 1023] = end
+        dataTSVal[dataTSNext & 1023] = v
+        dataTSNext += 1
+    }
+
+    /// The TSval of the newest client segment that `dataAck` covers.
+    func clientTS(acking dataAck: UInt64) -> UInt32 {
+        var i = dataTSNext - 1
+        let oldest = max(0, dataTSNext - 1024)
+        while i >= oldest {
+            if !dsnBefore(dataAck, dataTSEnd[i & 1023]) { return dataTSVal[i & 1023] }
+            i -= 1
+        }
+        return clientTSval
+    }
+
     /// Our TSval towards the client: engine ms + this.
     var clientTSOffset: UInt32 = 0
     /// The subflow that last brought data (pure DATA_ACKs go there).
@@ -145,7 +231,16 @@ final class MPConn {
     init(capacity: Int) { self.capacity = capacity }
     deinit { storage?.deallocate() }
 
-    var buffered: Int { Int(bufEnd &- bufStart) }
+    var buffered: Int { Int(bufEnd &- ringStart) }
+
+    /// Moves `ringStart` up to the oldest byte some subflow still needs.
+    func releaseAcknowledged() {
+        var floor = bufStart
+        for p in paths where p.state == .active || p.state == .preEstablished {
+            for s in p.segments where s.length > 0 && dsnBefore(s.dsn, floor) { floor = s.dsn }
+        }
+        if dsnBefore(ringStart, floor) { ringStart = floor }
+    }
 
     /// Appends the client's bytes at `dsn` (only the part beyond `bufEnd`
     /// and within capacity). Returns the bytes taken.
@@ -175,6 +270,6 @@ final class MPConn {
     }
 
     func holds(_ dsn: UInt64, length: UInt32) -> Bool {
-        !dsnBefore(dsn, bufStart) && !dsnBefore(bufEnd, dsn &+ UInt64(length))
+        !dsnBefore(dsn, ringStart) && !dsnBefore(bufEnd, dsn &+ UInt64(length))
     }
 }

@@ -148,6 +148,10 @@ public struct EngineStats: Sendable, Equatable {
     public var reinjectedBytes: UInt64 = 0
     public var addAddrReceived: UInt64 = 0
     public var dataLevelRetransmits: UInt64 = 0
+    /// Subflows reset because they held the send buffer full with data the
+    /// others had delivered.
+    public var subflowsReleased: UInt64 = 0
+    public var opportunisticReinjections: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -271,6 +271,10 @@ final class SimNetwork {
         client.connect()
         o.completed = scheduler.run(until: start + scenario.deadline) { client.done && server.done }
         if o.completed { o.finishedAfter = scheduler.now.since(start) }
+        let st = gateway.engine.stats
+        let engineState = gateway.engine.multipathState.isEmpty ? "" : gateway.engine.multipathState
+            + "  stats: rto \(st.rtoExpiries) fastRetransmits \(st.fastRetransmits) retransmits \(st.retransmits) reinjected \(st.reinjectedBytes) "
+            + "dataLevelRetransmits \(st.dataLevelRetransmits) subflowsFailed \(st.subflowsFailed) released \(st.subflowsReleased) joins \(st.joinsSent)\n"
         // Let the closing handshakes and the engine's time-wait run out.
         scheduler.run(until: scheduler.now + gateway.engine.config.timeWait + .seconds(70))
         o.uploadVerified = server.uploadVerified
@@ -289,6 +293,7 @@ final class SimNetwork {
         for l in [lan] + uplinks {
             d += "\(l.name) a->b: \(l.counters(.aToB))\n\(l.name) b->a: \(l.counters(.bToA))\n"
         }
+        if !engineState.isEmpty { d += "engine at the end of the transfer:\n" + engineState }
         o.details = d
         o.trace = log.trace
         return o
