@@ -51,4 +51,12 @@ import Testing
         let o = try Self.script("initiator.sh")
         Self.assertAllChecksPassed(o, minimumChecks: 40)
     }
+
+    /// Issue 4: two uplinks (40 Mbit/s 20 ms, 10 Mbit/s 35 ms): aggregation
+    /// against plain TCP on each uplink measured in the same run, joins in
+    /// the server kernel, both uplinks used, a 10 s cut of uplink 1, 1% loss.
+    @Test func multipathAgainstTheKernel() throws {
+        let o = try Self.script("multipath.sh", env: ["DURATION": "15"])
+        Self.assertAllChecksPassed(o, minimumChecks: 19)
+    }
 }

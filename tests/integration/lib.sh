@@ -22,7 +22,9 @@ if [ -z "$NFQ_MPTCP" ]; then
         [ -x "$b" ] && { NFQ_MPTCP=$b; break; }
     done
 fi
-[ -x "$NFQ_MPTCP" ] || { echo "FAIL: nfq-mptcp binary not built (swift build)"; exit 1; }
+# Scripts that never start the daemon (the kernel-only multipath baseline) set
+# NFQ_MPTCP_OPTIONAL=1 before sourcing this file.
+[ -x "$NFQ_MPTCP" ] || [ "${NFQ_MPTCP_OPTIONAL:-0}" = 1 ] || { echo "FAIL: nfq-mptcp binary not built (swift build)"; exit 1; }
 
 TID=${TID:-$$}
 WORK=$(mktemp -d "/tmp/nfq-it.$TID.XXXXXX")
@@ -91,4 +93,202 @@ make_initiator_testbed() {
     in_ns $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     in_ns $S sysctl -qw net.mptcp.enabled=1
     ip -n $C link set c0 gso_max_size 65000
+}
+
+# ---------------------------------------------------------------------------
+# The multipath testbed: a plain TCP client, a gateway with two uplinks, each
+# uplink through its own link router (delay/loss from linkemu on FORWARD,
+# rate from tbf on both of the router's egress interfaces), and one server
+# with an address per uplink.
+#
+#   C c0 10.41.1.1 ── g0 10.41.1.2  G  g1 10.41.2.1 ── l1g 10.41.2.2  L1  l1s 10.41.12.1 ── s1 10.41.12.2  S
+#     fd41:1::1        fd41:1::2       fd41:2::1        fd41:2::2          fd41:12::1        fd41:12::2
+#                                   g2 10.41.3.1 ── l2g 10.41.3.2  L2  l2s 10.41.22.1 ── s2 10.41.22.2
+#                                      fd41:3::1        fd41:3::2          fd41:22::1        fd41:22::2
+#
+# Routing. G's main table: S's link-1 address (10.41.12.0/24) and a default
+# via uplink 1, S's link-2 address (10.41.22.0/24) via uplink 2 — so a plain
+# connection chooses its uplink by the S address it targets. Source-specific
+# routing on G: `from 10.41.2.1 table 101` (default via L1) and `from
+# 10.41.3.1 table 102` (default via L2), also for forwarded packets whose
+# source is rewritten to an uplink address (the translator's extra
+# subflows). Each L routes everything towards S (default via S) and G's side
+# (LAN, its uplink subnet) back to G. S routes G's uplink-K subnet via link
+# K, and the LAN by its own source address: replies to the LAN from
+# 10.41.12.2 via link 1, from 10.41.22.2 via link 2 (so both directions of a
+# LAN connection use the same uplink). Any S address is reachable over either link (a join from
+# 10.41.3.1 to 10.41.12.2 goes G g2 — L2 — S s2).
+# G: forwarding, accept_local=1; rp_filter=2 (loose) on every interface of
+# every namespace. S: MPTCP enabled, limits subflow 8 add_addr_accepted 8 (joins
+# accepted); MP_S_SIGNAL=1 also makes S announce 10.41.22.2 (ADD_ADDR).
+# Receive buffers: tcp_rmem "4096 131072 33554432" on C, G and S — with the
+# default 6 MiB maximum the kernel's MPTCP receiver over unequal paths can
+# stall for good (out-of-order data fills the receive buffer and the
+# connection never recovers); the larger maximum avoids it. (Set it on every
+# receiving namespace; MP_TCP_RMEM overrides it, e.g. to reproduce the stall.)
+#
+# Parameters (environment): RATE1/RATE2 (tbf rates, default 40mbit/10mbit),
+# DELAY1/DELAY2 (one-way ms, default 20/35), LOSS1/LOSS2 (random loss per
+# packet and direction on that link, default $LOSS or 0; seeds SEED1/SEED2),
+# TBF_BURST (default 32kb), TBF_LATENCY (default 50ms: the tbf queue),
+# LINKEMU (the binary). Optional argument: a name prefix (default "mp").
+#
+# Exports: MP_C MP_G MP_L1 MP_L2 MP_S (namespaces PREFIX-c-$TID, -g-, -l1-,
+#   -l2-, -s-);
+#   interfaces MP_C_IF=c0, MP_G_LAN=g0, MP_G_UP1=g1, MP_G_UP2=g2,
+#   MP_L1_G=l1g MP_L1_S=l1s MP_L2_G=l2g MP_L2_S=l2s, MP_S_IF1=s1 MP_S_IF2=s2;
+#   addresses MP_C_ADDR MP_G_LAN_ADDR MP_G_ADDR1 MP_G_ADDR2 MP_L1_ADDR
+#   MP_L2_ADDR (next hops) MP_S_ADDR1 MP_S_ADDR2, and the same with 6
+#   appended for IPv6 (MP_C_ADDR6 …);
+#   MP_EMU_Q1 MP_EMU_Q2 (the links' NFQUEUE numbers), MP_EMU_PID1 MP_EMU_PID2.
+# Functions: cut_uplink K / restore_uplink K (drop everything in L_K: a cut
+# beyond the gateway, G sees its interface up), uplink_down K / uplink_up K
+# (G's interface down/up; routes are put back), if_bytes NS IF rx|tx,
+# mp_kernel_endpoints (G's kernel MPTCP client: limits and a subflow
+# endpoint on uplink 2, for the kernel reference).
+make_multipath_testbed() {
+    local P=${1:-mp}
+    MP_C=$P-c-$TID; MP_G=$P-g-$TID; MP_L1=$P-l1-$TID; MP_L2=$P-l2-$TID; MP_S=$P-s-$TID
+    MP_C_IF=c0; MP_G_LAN=g0; MP_G_UP1=g1; MP_G_UP2=g2
+    MP_L1_G=l1g; MP_L1_S=l1s; MP_L2_G=l2g; MP_L2_S=l2s; MP_S_IF1=s1; MP_S_IF2=s2
+    MP_C_ADDR=10.41.1.1; MP_G_LAN_ADDR=10.41.1.2; MP_G_ADDR1=10.41.2.1; MP_G_ADDR2=10.41.3.1
+    MP_L1_ADDR=10.41.2.2; MP_L2_ADDR=10.41.3.2; MP_S_ADDR1=10.41.12.2; MP_S_ADDR2=10.41.22.2
+    MP_C_ADDR6=fd41:1::1; MP_G_LAN_ADDR6=fd41:1::2; MP_G_ADDR16=fd41:2::1; MP_G_ADDR26=fd41:3::1
+    MP_L1_ADDR6=fd41:2::2; MP_L2_ADDR6=fd41:3::2; MP_S_ADDR16=fd41:12::2; MP_S_ADDR26=fd41:22::2
+    MP_RATE1=${RATE1:-40mbit}; MP_RATE2=${RATE2:-10mbit}
+    MP_DELAY1=${DELAY1:-20}; MP_DELAY2=${DELAY2:-35}
+    MP_LOSS1=${LOSS1:-${LOSS:-0}}; MP_LOSS2=${LOSS2:-${LOSS:-0}}
+    MP_EMU_Q1=$((3000 + TID % 20000)); MP_EMU_Q2=$((23000 + TID % 20000))
+    LINKEMU=${LINKEMU:-}
+    if [ -z "$LINKEMU" ]; then
+        local b; for b in "$(dirname "${NFQ_MPTCP:-/nonexistent/x}")/linkemu" "$REPO/.build/release/linkemu" "$REPO/.build/debug/linkemu"; do
+            [ -x "$b" ] && { LINKEMU=$b; break; }
+        done
+    fi
+    [ -x "$LINKEMU" ] || { echo "FAIL - linkemu not built (set LINKEMU)"; exit 1; }
+    local C=$MP_C G=$MP_G L1=$MP_L1 L2=$MP_L2 S=$MP_S n x
+    for n in $C $G $L1 $L2 $S; do ns_add $n; done
+    ip link add c0 netns $C type veth peer name g0 netns $G
+    ip link add g1 netns $G type veth peer name l1g netns $L1
+    ip link add l1s netns $L1 type veth peer name s1 netns $S
+    ip link add g2 netns $G type veth peer name l2g netns $L2
+    ip link add l2s netns $L2 type veth peer name s2 netns $S
+    for x in "$C c0 10.41.1.1 fd41:1::1" "$G g0 10.41.1.2 fd41:1::2" \
+             "$G g1 10.41.2.1 fd41:2::1" "$L1 l1g 10.41.2.2 fd41:2::2" "$L1 l1s 10.41.12.1 fd41:12::1" "$S s1 10.41.12.2 fd41:12::2" \
+             "$G g2 10.41.3.1 fd41:3::1" "$L2 l2g 10.41.3.2 fd41:3::2" "$L2 l2s 10.41.22.1 fd41:22::1" "$S s2 10.41.22.2 fd41:22::2"; do
+        set -- $x
+        in_ns $1 ip addr add $3/24 dev $2; in_ns $1 ip addr add $4/64 dev $2 nodad; ip -n $1 link set $2 up
+    done
+    for n in $C $G $L1 $L2 $S; do
+        in_ns $n sysctl -qw net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.default.rp_filter=2
+        for x in $(ip -n $n -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+            in_ns $n sysctl -qw net.ipv4.conf.$x.rp_filter=2
+        done
+    done
+    # C: everything via G.
+    in_ns $C ip route add default via 10.41.1.2; in_ns $C ip -6 route add default via fd41:1::2
+    # G: forwarding, accept_local, main-table and source-specific routes.
+    in_ns $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+        net.ipv4.conf.all.accept_local=1 net.ipv4.conf.default.accept_local=1 \
+        net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.g1.keep_addr_on_down=1 net.ipv6.conf.g2.keep_addr_on_down=1
+    for x in lo g0 g1 g2; do in_ns $G sysctl -qw net.ipv4.conf.$x.accept_local=1; done
+    in_ns $G ip rule add from 10.41.2.1 table 101 pref 101
+    in_ns $G ip rule add from 10.41.3.1 table 102 pref 102
+    in_ns $G ip -6 rule add from fd41:2::1 table 101 pref 101
+    in_ns $G ip -6 rule add from fd41:3::1 table 102 pref 102
+    _mp_uplink_routes 1; _mp_uplink_routes 2
+    # L1, L2: forward; towards S by default, G's side back to G.
+    for x in "$L1 10.41.2.1 fd41:2::1 10.41.12.2 fd41:12::2" "$L2 10.41.3.1 fd41:3::1 10.41.22.2 fd41:22::2"; do
+        set -- $x
+        in_ns $1 sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+        in_ns $1 ip route add default via $4; in_ns $1 ip -6 route add default via $5
+        in_ns $1 ip route add 10.41.1.0/24 via $2; in_ns $1 ip -6 route add fd41:1::/64 via $3
+    done
+    # S: G's uplink subnets by link; the LAN by S's own source address.
+    in_ns $S ip route add 10.41.2.0/24 via 10.41.12.1; in_ns $S ip route add 10.41.3.0/24 via 10.41.22.1
+    in_ns $S ip -6 route add fd41:2::/64 via fd41:12::1; in_ns $S ip -6 route add fd41:3::/64 via fd41:22::1
+    in_ns $S ip route add 10.41.1.0/24 via 10.41.12.1
+    in_ns $S ip -6 route add fd41:1::/64 via fd41:12::1
+    # (Tables 201/202 hold only the LAN route; other destinations fall through to main.)
+    in_ns $S ip rule add from 10.41.12.2 table 201 pref 201; in_ns $S ip route add 10.41.1.0/24 via 10.41.12.1 table 201
+    in_ns $S ip rule add from 10.41.22.2 table 202 pref 202; in_ns $S ip route add 10.41.1.0/24 via 10.41.22.1 table 202
+    in_ns $S ip -6 rule add from fd41:12::2 table 201 pref 201; in_ns $S ip -6 route add fd41:1::/64 via fd41:12::1 table 201
+    in_ns $S ip -6 rule add from fd41:22::2 table 202 pref 202; in_ns $S ip -6 route add fd41:1::/64 via fd41:22::1 table 202
+    # Kernel MPTCP on S (the peer); C, G, S get the large receive buffer.
+    in_ns $S sysctl -qw net.mptcp.enabled=1
+    ip -n $S mptcp limits set subflow 8 add_addr_accepted 8
+    [ "${MP_S_SIGNAL:-0}" = 1 ] && ip -n $S mptcp endpoint add 10.41.22.2 dev s2 signal
+    for n in $C $G $S; do in_ns $n sysctl -qw net.ipv4.tcp_rmem="${MP_TCP_RMEM:-4096 131072 33554432}"; done
+    ip -n $C link set c0 gso_max_size 65000
+    # The links: tbf on both egress interfaces of each L, linkemu on FORWARD.
+    local burst=${TBF_BURST:-32kb} lat=${TBF_LATENCY:-50ms}
+    for x in "$L1 l1g l1s $MP_RATE1" "$L2 l2g l2s $MP_RATE2"; do
+        set -- $x
+        in_ns $1 tc qdisc add dev $2 root tbf rate $4 burst $burst latency $lat
+        in_ns $1 tc qdisc add dev $3 root tbf rate $4 burst $burst latency $lat
+    done
+    local k L Q D LS
+    for k in 1 2; do
+        if [ $k = 1 ]; then L=$L1 Q=$MP_EMU_Q1 D=$MP_DELAY1 LS=$MP_LOSS1; else L=$L2 Q=$MP_EMU_Q2 D=$MP_DELAY2 LS=$MP_LOSS2; fi
+        in_ns $L iptables -A FORWARD -j NFQUEUE --queue-num $Q
+        in_ns $L ip6tables -A FORWARD -j NFQUEUE --queue-num $Q
+        bg_ns $L "$WORK/linkemu-$k.log" "$LINKEMU" --queue $Q --delay-ms $D --loss $LS --seed "$(eval echo \${SEED$k:-$k})"
+        eval MP_EMU_PID$k=$LAST_PID
+        wait_for 5 grep -q "linkemu: queue" "$WORK/linkemu-$k.log" || { echo "FAIL - linkemu on link $k did not start: $(cat "$WORK/linkemu-$k.log")"; exit 1; }
+    done
+    # Warm the neighbour caches (the first IPv6 ping otherwise takes seconds).
+    for x in "$C 10.41.12.2" "$C 10.41.22.2" "$C fd41:12::2" "$C fd41:22::2" \
+             "$G 10.41.12.2 -I 10.41.3.1" "$G 10.41.22.2 -I 10.41.2.1" "$G fd41:12::2 -I fd41:3::1" "$G fd41:22::2 -I fd41:2::1"; do
+        set -- $x; local ns=$1; shift
+        in_ns $ns ping -c 1 -W 5 -q "$@" >/dev/null 2>&1 || echo "note: no answer from $1 in $ns (${*:2})"
+    done
+    return 0
+}
+
+# (Re)installs G's routes through uplink K (idempotent): table 10K's default
+# and the main-table routes that use it.
+_mp_uplink_routes() {
+    local G=$MP_G
+    if [ "$1" = 1 ]; then
+        in_ns $G ip route replace default via 10.41.2.2 dev g1 table 101
+        in_ns $G ip -6 route replace default via fd41:2::2 dev g1 table 101
+        in_ns $G ip route replace 10.41.12.0/24 via 10.41.2.2 dev g1
+        in_ns $G ip -6 route replace fd41:12::/64 via fd41:2::2 dev g1
+        in_ns $G ip route replace default via 10.41.2.2 dev g1
+        in_ns $G ip -6 route replace default via fd41:2::2 dev g1
+    else
+        in_ns $G ip route replace default via 10.41.3.2 dev g2 table 102
+        in_ns $G ip -6 route replace default via fd41:3::2 dev g2 table 102
+        in_ns $G ip route replace 10.41.22.0/24 via 10.41.3.2 dev g2
+        in_ns $G ip -6 route replace fd41:22::/64 via fd41:3::2 dev g2
+    fi
+}
+_mp_link_ns() { if [ "$1" = 1 ]; then echo $MP_L1; else echo $MP_L2; fi; }
+# A cut beyond the gateway: link router K drops everything it would forward
+# (G's interface stays up, G's routes unchanged). restore_uplink undoes it.
+cut_uplink() {
+    local L; L=$(_mp_link_ns $1)
+    in_ns $L iptables -I FORWARD 1 -j DROP; in_ns $L ip6tables -I FORWARD 1 -j DROP
+}
+restore_uplink() {
+    local L; L=$(_mp_link_ns $1)
+    in_ns $L iptables -D FORWARD -j DROP 2>/dev/null; in_ns $L ip6tables -D FORWARD -j DROP 2>/dev/null
+    return 0
+}
+# A cut G can see: its uplink interface K goes down (the kernel drops the
+# routes through it); uplink_up brings it back and puts the routes back.
+uplink_down() { ip -n $MP_G link set g$1 down; }
+uplink_up() {
+    ip -n $MP_G link set g$1 up
+    wait_for 5 sh -c "ip -n $MP_G -o link show g$1 | grep -q 'state UP'"
+    _mp_uplink_routes $1
+}
+if_bytes() { in_ns $1 cat /sys/class/net/$2/statistics/$3_bytes; } # if_bytes NS IF rx|tx
+# G as a kernel MPTCP host (the reference): limits and a subflow endpoint on
+# uplink 2, so a connection from G via uplink 1 (the main table) gets a join
+# from 10.41.3.1 (routed by table 102 through L2).
+mp_kernel_endpoints() {
+    in_ns $MP_G sysctl -qw net.mptcp.enabled=1
+    ip -n $MP_G mptcp limits set subflow 8 add_addr_accepted 8
+    ip -n $MP_G mptcp endpoint add 10.41.3.1 dev g2 subflow
 }

@@ -26,6 +26,11 @@ extension Engine {
     static var slowPathFactor: Double { 3.0 }
     static var maxBackoff: Int { 3 }
     static var rejoinInterval: Duration { .seconds(1) }
+    /// MP_JOIN SYN / third ACK retransmission: every second, four times,
+    /// then a fresh join (so a restored uplink is back within about 1 s).
+    static var joinRetransmit: Duration { .seconds(1) }
+    /// After the peer refuses a join (RST): wait this long before the next.
+    static var refusedJoinRetry: Duration { .seconds(10) }
     static var minRTO: Double { 0.2 }
 
     @inline(__always) func ms(_ now: Instant) -> UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) }
@@ -307,7 +312,9 @@ extension Engine {
             let room = Int(p.cwnd) - p.pipe
             guard room >= min(want, p.mss) else { continue }
             let rtt = p.srtt > 0 ? p.srtt : p.rto
-            if rtt > bestRTT * Self.slowPathFactor && rtt - bestRTT > 0.010 { continue }
+            // (A subflow with no RTT sample yet gets its chance: its first
+            // ACK gives one.)
+            if p.srtt > 0 && rtt > bestRTT * Self.slowPathFactor && rtt - bestRTT > 0.010 { continue }
             if rtt < pickRTT { pick = k; pickRTT = rtt }
         }
         return pick
@@ -418,7 +425,9 @@ extension Engine {
             if opts.has(.mpFastclose) || !mp.paths.enumerated().contains(where: { $0.offset != k && $0.element.state == .active }) {
                 return mpAbort(&c, h, now: now, fastclose: opts.has(.mpFastclose))
             }
+            let refusedJoin = p.state == .joinSent || p.state == .preEstablished
             failPath(&c, h, k, now: now, sendReset: false)
+            if refusedJoin { mp.paths[k].retryAt = now + Self.refusedJoinRetry }
             scheduleTimer(&c, h, now: now)
             return drop(.consumed)
         }
@@ -459,8 +468,15 @@ extension Engine {
             p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
             p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
             p.cwnd = Double(10 * p.mss)
+            // RTT: from the echoed timestamp (valid even after SYN
+            // retransmissions), else from an unrepeated SYN.
             let rtt = Double(now.nanoseconds &- p.joinSentAt.nanoseconds) / 1e9
-            if p.joinTries == 1 && rtt > 0 { rttSample(&p, rtt) }
+            let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
+            if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 && ts >= 0 && ts < 60_000 {
+                rttSample(&p, Double(max(ts, 1)) / 1000)
+            } else if p.joinTries == 1 && rtt > 0 {
+                rttSample(&p, rtt)
+            }
             p.state = .preEstablished
             p.joinSentAt = now
             p.retryAt = nil
@@ -874,7 +890,7 @@ extension Engine {
             var p = mp.paths[k]
             switch p.state {
             case .joinSent, .preEstablished:
-                if p.joinSentAt + .seconds(1 << min(p.joinTries, 4)) <= now {
+                if p.joinSentAt + Self.joinRetransmit <= now {
                     if p.joinTries >= 4 {
                         failPath(&c, h, k, now: now, sendReset: p.state == .preEstablished)
                         continue
@@ -960,7 +976,7 @@ extension Engine {
         func consider(_ t: Instant?) { if let t, next == nil || t < next! { next = t } }
         for p in mp.paths {
             switch p.state {
-            case .joinSent, .preEstablished: consider(p.joinSentAt + .seconds(1 << min(p.joinTries, 4)))
+            case .joinSent, .preEstablished: consider(p.joinSentAt + Self.joinRetransmit)
             case .active: consider(p.rtoAt)
             case .failed: if !mp.finishing && c.phase == .established { consider(p.retryAt) }
             case .unused: break

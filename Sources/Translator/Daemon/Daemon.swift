@@ -151,7 +151,11 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             if fds[1].revents != 0 {
                 var si = signalfd_siginfo()
                 while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
-                    if si.ssi_signo == UInt32(SIGUSR1) { logStats() } else {
+                    if si.ssi_signo == UInt32(SIGUSR1) {
+                        logStats()
+                        let mps = engine.multipathState
+                        if !mps.isEmpty { logger.info("multipath state:\n\(mps)") }
+                    } else {
                         logger.info("signal \(si.ssi_signo): stopping")
                         break loop
                     }

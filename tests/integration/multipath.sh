@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Multipath through nfq-mptcp against the Linux kernel (issue 4):
+#   plain TCP client C -- gateway G (nfq-mptcp, uplinks g1 and g2) --
+#   link routers L1 (40 Mbit/s, 20 ms) and L2 (10 Mbit/s, 35 ms) -- kernel MPTCP server S
+# Measures, in one run: plain TCP over each uplink alone (routing only), then
+# one plain TCP connection through nfq-mptcp in each direction; checks the
+# server kernel accepted MP_JOIN subflows, both uplinks carried the data,
+# sha256 equal; then a link cut (uplink 1 down 10 s .. 20 s into a 30 s
+# transfer) with a per-second trace, and 1% random loss on one uplink.
+# DURATION (default 20 s) sets each throughput measurement's length.
+# Debugging: ONLY=throughput stops after the throughput part (printing qdisc,
+# server and client TCP counters, the client's ss); ONLY=up skips the
+# download failover. The daemon logs its per-subflow state on SIGUSR1 (sent
+# mid-transfer).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+DURATION=${DURATION:-20}
+make_multipath_testbed mpt
+C=$MP_C; G=$MP_G; S=$MP_S
+Q=$((1000 + TID % 20000))
+
+mbit() { python3 -c "import json,sys; d=json.loads(sys.stdin.readline()); print(round(d['bytes']*8/d['seconds']/1e6, 2))"; }
+# Per-direction throughput of a timed transfer: xfer JSON -> Mbit/s (0 on failure).
+xfer_rate() { # NS MODE HOST PORT SECONDS [extra]
+    local ns=$1 mode=$2 host=$3 port=$4 secs=$5; shift 5
+    in_ns $ns python3 "$XFER" $mode $host $port 0 7 --duration $secs --timeout $((secs + 60)) "$@" >"$WORK/last.json" 2>"$WORK/last.err"
+    local rc=$?
+    [ $rc = 0 ] && mbit <"$WORK/last.json" || echo 0
+    return $rc
+}
+
+# --- Plain TCP over each uplink alone (no translator, gateway only routes).
+bg_ns $S "$WORK/plain-server.log" python3 "$XFER" serve --port 5001
+wait_for 5 in_ns $S ss -ltn 'sport = :5001'
+plain1_up=$(xfer_rate $C up $MP_S_ADDR1 5001 $DURATION); plain1_down=$(xfer_rate $C down $MP_S_ADDR1 5001 $DURATION)
+plain2_up=$(xfer_rate $C up $MP_S_ADDR2 5001 $DURATION); plain2_down=$(xfer_rate $C down $MP_S_ADDR2 5001 $DURATION)
+echo "RESULT plain_uplink1_up_mbit=$plain1_up plain_uplink1_down_mbit=$plain1_down plain_uplink2_up_mbit=$plain2_up plain_uplink2_down_mbit=$plain2_down"
+
+# --- nfq-mptcp on G, kernel MPTCP server on S.
+bg_ns $G "$WORK/daemon.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --uplink g2 --install-rules --stats-interval 2
+DAEMON=$LAST_PID
+wait_for 20 grep -q "queue $Q bound" "$WORK/daemon.log"
+check "daemon starts with two uplinks" $? "$(grep -m1 -iE 'error|bound' "$WORK/daemon.log")"
+bg_ns $S "$WORK/mptcp-server.log" python3 "$XFER" serve --mptcp --port 5002 --log "$WORK/peers.log"
+wait_for 5 in_ns $S ss -ltn 'sport = :5002'
+nstat_reset() { in_ns $S nstat -n >/dev/null; }
+nstat_reset
+up1=$(if_bytes $G g1 tx); up2=$(if_bytes $G g2 tx)
+( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss.txt" ) & # the engine's per-subflow state, mid-transfer, in the log
+mp_up=$(xfer_rate $C up $MP_S_ADDR1 5002 $DURATION); rc_up=$?
+check "upload through nfq-mptcp: sha256 equal" $rc_up "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
+d1=$(( $(if_bytes $G g1 tx) - up1 )); d2=$(( $(if_bytes $G g2 tx) - up2 ))
+echo "RESULT nfq_up_mbit=$mp_up uplink1_tx_bytes=$d1 uplink2_tx_bytes=$d2"
+joins=$(in_ns $S nstat -az MPTcpExtMPJoinSynRx | awk '/MPJoinSynRx/ {print $2}')
+jacks=$(in_ns $S nstat -az MPTcpExtMPJoinAckRx | awk '/MPJoinAckRx/ {print $2}')
+[ "${joins:-0}" -ge 1 ] && [ "${jacks:-0}" -ge 1 ]; check "server kernel accepted an MP_JOIN subflow" $? "MPJoinSynRx=$joins MPJoinAckRx=$jacks"
+[ $d1 -gt 10000000 ] && [ $d2 -gt 5000000 ]; check "both uplinks carried the upload" $? "g1 $d1 B, g2 $d2 B"
+sum_up=$(python3 -c "print(round($plain1_up + $plain2_up, 2))")
+python3 -c "import sys; sys.exit(0 if $mp_up >= 0.9 * $sum_up else 1)"
+check "upload reaches 90% of plain uplink1 + uplink2" $? "$mp_up of $sum_up Mbit/s ($(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))"))"
+
+dn1=$(if_bytes $G g1 rx); dn2=$(if_bytes $G g2 rx)
+( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && { in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss-down.txt"; in_ns $S ss -tniM >"$WORK/server-ss-down.txt"; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >"$WORK/nfq-stats.txt"; sleep 3; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >>"$WORK/nfq-stats.txt"; } ) &
+mp_down=$(xfer_rate $C down $MP_S_ADDR1 5002 $DURATION); rc_down=$?
+check "download through nfq-mptcp: sha256 equal" $rc_down "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
+e1=$(( $(if_bytes $G g1 rx) - dn1 )); e2=$(( $(if_bytes $G g2 rx) - dn2 ))
+echo "RESULT nfq_down_mbit=$mp_down uplink1_rx_bytes=$e1 uplink2_rx_bytes=$e2"
+[ $e1 -gt 10000000 ] && [ $e2 -gt 5000000 ]; check "both uplinks carried the download" $? "g1 $e1 B, g2 $e2 B"
+sum_down=$(python3 -c "print(round($plain1_down + $plain2_down, 2))")
+python3 -c "import sys; sys.exit(0 if $mp_down >= 0.9 * $sum_down else 1)"
+check "download reaches 90% of plain uplink1 + uplink2" $? "$mp_down of $sum_down Mbit/s ($(python3 -c "print(round($mp_down / max($sum_down, 0.001), 3))"))"
+echo "RESULT aggregation_up=$(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))") aggregation_down=$(python3 -c "print(round($mp_down / max($sum_down, 0.001), 3))")"
+grep -q "^$MP_C_ADDR\b" "$WORK/peers.log"; check "the server sees the client's own address" $? "$(sort -u "$WORK/peers.log" | head -3 | tr '\n' ' ')"
+
+if [ "${ONLY:-}" = throughput ]; then
+    for L in $MP_L1 $MP_L2; do in_ns $L tc -s qdisc show | grep -A2 tbf; done
+    in_ns $S nstat -az | grep -E "TCPTimeouts|TCPLossProbes|TCPSackRecovery|TCPLostRetransmit|TCPSpuriousRTOs|TCPDSACKRecv|TcpRetransSegs|TCPFastRetrans|TCPSlowStartRetrans|TCPLossUndo|TCPSACKReorder|TCPRcvQDrop|MPTcpExtDuplicateData|MPTcpExtOFO|TCPDSACKIgnored|TCPSackShifted|TCPTSReorder|TCPAbortOnData" | sed "s/^/S: /"
+    in_ns $C nstat -az | grep -E "TcpRetransSegs|TCPTimeouts|TCPSpuriousRTOs|TCPLossUndo|TCPFastRetrans|TCPSackRecovery|TCPRenoRecovery|TCPDSACK|TCPTSReorder|TCPRenoReorder|TCPSACKReorder|TcpExtTCPLostRetransmit|TCPLoss " 
+    finish; exit
+fi
+
+# --- Failover: uplink 1 cut 10 s .. 20 s into a 30 s download and upload.
+failover() { # MODE
+    local mode=$1 trace="$WORK/failover-$1.trace"
+    ( sleep 10; cut_uplink 1; sleep 10; restore_uplink 1; sleep 5; kill -USR1 $DAEMON 2>/dev/null ) &
+    local cutter=$!
+    in_ns $C python3 "$XFER" $mode $MP_S_ADDR1 5002 0 9 --duration 30 --timeout 120 --trace "$trace" >"$WORK/failover-$mode.json" 2>&1
+    local rc=$?
+    wait $cutter
+    check "failover ($mode): transfer completes, sha256 equal" $rc "$(head -c 300 "$WORK/failover-$mode.json")"
+    # Per-second throughput from the 100 ms trace (column 3 = sent, 5 = received).
+    local col=3; [ $mode = down ] && col=5
+    python3 - "$trace" $col "$mode" <<'EOF' >"$WORK/failover-$mode.txt"
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and l[0].isdigit()]
+col = int(sys.argv[2]) - 1
+per_s = {}
+for r in rows:
+    t = float(r[1]); b = int(r[col])
+    per_s.setdefault(int(t), 0); per_s[int(t)] += max(b, 0)
+secs = sorted(per_s)
+print("per-second Mbit/s:", " ".join(f"{per_s[s]*8/1e6:.1f}" for s in secs))
+# Stall: longest run of 100 ms intervals after the cut (t >= 10 s) moving < 10% of uplink 2 (10 Mbit/s -> 12.5 kB).
+stall = best = 0.0
+for r in rows:
+    t = float(r[1]); b = int(r[col])
+    if t < 10 or t > 20: continue
+    if b < 12500: stall += 0.1; best = max(best, stall)
+    else: stall = 0.0
+during = sum(per_s.get(s, 0) for s in range(12, 20)) * 8 / 8 / 1e6
+after = sum(per_s.get(s, 0) for s in range(23, 29)) * 8 / 6 / 1e6
+print(f"stall_s={best:.1f} during_cut_mbit={during:.1f} after_restore_mbit={after:.1f}")
+EOF
+    cat "$WORK/failover-$mode.txt"
+    local stall during after
+    stall=$(grep -o 'stall_s=[0-9.]*' "$WORK/failover-$mode.txt" | cut -d= -f2)
+    during=$(grep -o 'during_cut_mbit=[0-9.]*' "$WORK/failover-$mode.txt" | cut -d= -f2)
+    after=$(grep -o 'after_restore_mbit=[0-9.]*' "$WORK/failover-$mode.txt" | cut -d= -f2)
+    echo "RESULT failover_${mode}_stall_s=$stall failover_${mode}_during_cut_mbit=$during failover_${mode}_after_restore_mbit=$after"
+    # Upload: the translator is the sender, its stall must stay under 1 s.
+    # Download: the kernel server is the sender and decides (its own
+    # end-to-end MPTCP stalls 1.1-1.9 s here, tests/integration/mp-baseline.sh).
+    local limit=1.0; [ $mode = down ] && limit=2.0
+    python3 -c "import sys; sys.exit(0 if float('${stall:-99}') < $limit else 1)"
+    check "failover ($mode): stall shorter than $limit s" $? "${stall}s"
+    python3 -c "import sys; sys.exit(0 if float('${during:-0}') > 7 else 1)"
+    check "failover ($mode): uplink 2 carries the transfer during the cut" $? "${during} Mbit/s"
+    if [ $mode = up ]; then
+        # The translator re-joins from the restored uplink within about a
+        # second; how fast the new subflow fills depends on the server's
+        # receive window after the cut (seen: 15-39 Mbit/s).
+        python3 -c "import sys; sys.exit(0 if float('${after:-0}') > float('${during:-0}') * 1.3 else 1)"
+        check "failover ($mode): throughput recovers after the restore" $? "${after} Mbit/s after, ${during} during"
+    else
+        # Download: the kernel server is the sender; its stale subflow comes
+        # back on its own backed-off timer (kernel to kernel it mostly stays
+        # unused for the rest of the run, mp-baseline.sh). Reported only.
+        echo "note: download after the restore: ${after} Mbit/s (kernel sender's choice)"
+    fi
+}
+[ "${ONLY:-}" = up ] || failover down
+failover up
+
+# --- 1% random loss on uplink 2 (both directions, after the link emulator).
+for L in $MP_L2; do
+    in_ns $L iptables -I FORWARD 1 -m statistic --mode random --probability 0.01 -j DROP
+done
+in_ns $C python3 "$XFER" up $MP_S_ADDR1 5002 $((24 << 20)) 11 --timeout 120 >"$WORK/loss-up.json" 2>&1
+check "1% loss on uplink 2: 24 MiB upload intact" $? "$(head -c 300 "$WORK/loss-up.json")"
+in_ns $C python3 "$XFER" down $MP_S_ADDR1 5002 $((24 << 20)) 12 --timeout 120 >"$WORK/loss-down.json" 2>&1
+check "1% loss on uplink 2: 24 MiB download intact" $? "$(head -c 300 "$WORK/loss-down.json")"
+in_ns $MP_L2 iptables -D FORWARD -m statistic --mode random --probability 0.01 -j DROP
+
+# --- The daemon's view, and a clean exit.
+kill -USR1 $DAEMON; sleep 0.5
+stats=$(grep 'subflows_opened' "$WORK/daemon.log" | tail -1)
+echo "daemon: $stats"
+kill -TERM $DAEMON; wait $DAEMON; rc=$?
+check "daemon exits 0 on SIGTERM" $rc
+in_ns $G iptables -t raw -S | grep -q NFQUEUE; [ $? = 1 ]; check "rules removed at exit" $?
+for k in reinjected_bytes retransmits; do echo "RESULT daemon_$k=$(grep -o "$k=[0-9]*" <<<"$stats" | cut -d= -f2)"; done
+finish
