@@ -31,6 +31,14 @@ extension Engine {
     static var joinRetransmit: Duration { .seconds(1) }
     /// After the peer refuses a join (RST): wait this long before the next.
     static var refusedJoinRetry: Duration { .seconds(10) }
+    /// A subflow silent this long while another one of the connection is
+    /// receiving gets keepalive probes (the peer must answer them, RFC 9293
+    /// §3.8.4; Linux rate-limits such answers to one per 500 ms) ...
+    static var silentAfter: Duration { .seconds(1) }
+    static var probeInterval: Duration { .milliseconds(600) }
+    /// ... and is given up after this many go unanswered: this is how a
+    /// dead uplink is noticed when the translator has nothing to send on it.
+    static var maxProbes: Int { 2 }
     static var minRTO: Double { 0.2 }
 
     @inline(__always) func ms(_ now: Instant) -> UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) }
@@ -58,6 +66,7 @@ extension Engine {
         p.cwnd = Double(10 * p.mss)
         let rtt = Double(now.nanoseconds &- c.lastSeen.nanoseconds) / 1e9
         if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
+        p.lastReceived = now
         mp.paths = [p]
         mp.peerWScaleToClient = p.peerWScale
         mp.clientTSOffset = opts.tsValue &- ms(now)
@@ -504,6 +513,8 @@ extension Engine {
             }
         }
         p.lastReceived = now
+        p.probesUnanswered = 0
+        p.probeAt = nil
         if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
 
         // Subflow-level ACK of what we sent.
@@ -732,6 +743,7 @@ extension Engine {
             while let s = p.segments.first, !(ack < s.seq + s.length) {
                 if !s.retransmitted { sample = Double(now.nanoseconds &- s.sentAt.nanoseconds) / 1e9 }
                 if s.sacked { p.sackedBytes -= Int(s.length) }
+                if s.retransmitted { p.rtxInFlight = max(0, p.rtxInFlight - Int(s.length)) }
                 _ = p.segments.popFirst()
             }
             p.sndUna = ack
@@ -741,7 +753,17 @@ extension Engine {
                 let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
                 if ts >= 0 && ts < 60_000 { sample = Double(max(ts, 1)) / 1000 }
             }
-            if let sample { rttSample(&p, sample) }
+            if let sample {
+                rttSample(&p, sample)
+                p.minRTT = p.minRTT == 0 ? sample : min(p.minRTT, sample)
+                // Leave slow start when the delay rises (queues building at
+                // the bottleneck: HyStart's delay test), before the
+                // overshoot that a tbf or a drop-tail queue answers with a
+                // burst of losses.
+                if p.cwnd < p.ssthresh && p.cwnd >= Double(16 * p.mss) && sample > p.minRTT * 1.25 + 0.004 {
+                    p.ssthresh = p.cwnd
+                }
+            }
             if p.backoff > 0 {
                 // Progress: the backed-off timeout gives way to the estimate.
                 p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
@@ -758,6 +780,18 @@ extension Engine {
                 }
             } else {
                 increaseWindow(mp, &p, acked: acked)
+            }
+            if p.rtoRecovery {
+                if !(ack < p.recover) {
+                    p.rtoRecovery = false
+                } else {
+                    // Resend what is presumed lost while the window allows.
+                    while Int(p.cwnd) - p.rtxInFlight >= p.mss,
+                          let j = p.segments.firstIndex(where: { !$0.sacked && !$0.retransmitted }), p.segments[j].seq < p.recover {
+                        retransmit(c, mp, &p, k, j, now: now)
+                        if p.backoff >= Self.maxBackoff { break }
+                    }
+                }
             }
             p.rtoAt = p.segments.isEmpty ? nil : now + .nanoseconds(Int64(p.rto * 1e9))
         } else if pure && ack == p.sndUna && !p.segments.isEmpty {
@@ -821,6 +855,7 @@ extension Engine {
         let s = p.segments[j]
         p.segments[j].retransmitted = true
         p.segments[j].sentAt = now
+        p.rtxInFlight += Int(s.length)
         stats.retransmits &+= 1
         guard mp.holds(s.dsn, length: s.length) else {
             // Its bytes were acknowledged at data level (sent again on
@@ -901,6 +936,18 @@ extension Engine {
                     if p.state == .joinSent { sendJoinSYN(c, mp, k, now: now) } else { sendJoinAck(c, mp, k, now: now) }
                 }
             case .active:
+                if p.rtoAt == nil && probeDue(c, mp, k, now: now) {
+                    if p.probesUnanswered >= Self.maxProbes {
+                        stats.deadSubflowsDetected &+= 1
+                        failPath(&c, h, k, now: now, sendReset: true)
+                        continue
+                    }
+                    // A keepalive: one byte before what we have sent, no data.
+                    sendControl(c, mp, k, flags: TCPFlags.ack, now: now, seq: p.sndNxt - 1)
+                    mp.paths[k].probesUnanswered += 1
+                    mp.paths[k].probeAt = now + Self.probeInterval
+                    continue
+                }
                 guard let at = p.rtoAt, at <= now else { continue }
                 stats.rtoExpiries &+= 1
                 p.backoff += 1
@@ -914,8 +961,11 @@ extension Engine {
                 p.cwnd = Double(p.mss)
                 p.inRecovery = false
                 p.dupAcks = 0
-                for j in p.segments.indices { p.segments[j].sacked = false }
+                for j in p.segments.indices { p.segments[j].sacked = false; p.segments[j].retransmitted = false }
                 p.sackedBytes = 0
+                p.rtxInFlight = 0
+                p.rtoRecovery = true
+                p.recover = p.sndNxt
                 if p.finSent && p.segments.isEmpty {
                     mp.paths[k] = p
                     sendControl(c, mp, k, flags: TCPFlags.fin | TCPFlags.ack, now: now, seq: p.finSeq)
@@ -961,6 +1011,24 @@ extension Engine {
         scheduleTimer(&c, h, now: now)
     }
 
+    /// When subflow `p` is due a liveness probe: it is silent, we have
+    /// nothing outstanding on it, and another subflow of the connection has
+    /// heard from the peer lately (a connection idle as a whole is left alone).
+    private func probeTime(_ c: Connection, _ mp: MPConn, _ p: Path) -> Instant? {
+        guard c.phase == .established, !mp.finishing, p.segments.isEmpty, !p.finSent else { return nil }
+        var othersHeard = false
+        for q in mp.paths where q.state == .active && q.lastReceived > p.lastReceived { othersHeard = true }
+        guard othersHeard else { return nil }
+        return p.probeAt ?? p.lastReceived + Self.silentAfter
+    }
+
+    private func probeDue(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) -> Bool {
+        guard let at = probeTime(c, mp, mp.paths[k]) else { return false }
+        // The others must be alive now, not just more recent.
+        guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived + Self.silentAfter > now }) else { return false }
+        return at <= now
+    }
+
     /// The data-level timeout: its own backoff, but never shorter than twice
     /// the slowest working subflow's RTO (a subflow's own recovery first).
     private func dataRTO(_ mp: MPConn) -> Double {
@@ -977,7 +1045,9 @@ extension Engine {
         for p in mp.paths {
             switch p.state {
             case .joinSent, .preEstablished: consider(p.joinSentAt + Self.joinRetransmit)
-            case .active: consider(p.rtoAt)
+            case .active:
+                consider(p.rtoAt)
+                if p.rtoAt == nil, let at = probeTime(c, mp, p) { consider(at) }
             case .failed: if !mp.finishing && c.phase == .established { consider(p.retryAt) }
             case .unused: break
             }

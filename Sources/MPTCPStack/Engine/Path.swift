@@ -68,6 +68,13 @@ struct Path {
     var rtoAt: Instant?
     var dupAcks = 0
     var inRecovery = false
+    /// After an RTO: everything below `recover` not SACKed is presumed lost
+    /// and goes out again as the (slow-start) window allows.
+    var rtoRecovery = false
+    /// Bytes retransmitted and not yet acknowledged.
+    var rtxInFlight = 0
+    /// Smallest RTT seen (for leaving slow start on rising delay).
+    var minRTT = 0.0
     var recover = TCPSeq(0)
     /// Not scheduled for new data after an RTO until it acknowledges something.
     var suspect = false
@@ -98,6 +105,10 @@ struct Path {
     var lastWindow: UInt16 = 0
     var mapping = PeerMapping()
     var lastReceived = Instant(nanoseconds: 0)
+    /// Liveness probes (keepalives) sent since the peer last spoke on this
+    /// subflow, and when the next is due.
+    var probesUnanswered = 0
+    var probeAt: Instant?
 
     // Timestamps: ours are the engine clock in ms plus an offset per subflow.
     var timestamps = false

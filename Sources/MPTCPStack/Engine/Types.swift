@@ -152,6 +152,8 @@ public struct EngineStats: Sendable, Equatable {
     /// others had delivered.
     public var subflowsReleased: UInt64 = 0
     public var opportunisticReinjections: UInt64 = 0
+    /// Subflows given up after unanswered keepalive probes.
+    public var deadSubflowsDetected: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}
