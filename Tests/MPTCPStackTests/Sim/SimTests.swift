@@ -13,7 +13,7 @@ import Darwin
 
 /// Records an issue with the full report when a run is not clean; with
 /// SIM_VERBOSE set, prints every run's figures.
-private func expectClean(_ o: SimOutcome, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClean(_ o: SimOutcome, sourceLocation: SourceLocation = #_sourceLocation) {
     if getenv("SIM_VERBOSE") != nil {
         print("\(o.scenario.summary): ok \(o.ok) after \(o.finishedAfter.map { "\($0)" } ?? "-"), \(o.events) events\n\(o.details)")
         if !o.ok { print(o.trace.joined(separator: "\n")) }
@@ -23,7 +23,7 @@ private func expectClean(_ o: SimOutcome, sourceLocation: SourceLocation = #_sou
 }
 
 /// The seeds of a many-seed test: SIM_SEEDS ("a-b" or "a,b,c") when set, else 0 ..< n.
-private func seeds(_ n: Int) -> [UInt64] {
+func seeds(_ n: Int) -> [UInt64] {
     guard let e = getenv("SIM_SEEDS") else { return (0 ..< UInt64(n)).map { $0 } }
     let text = String(cString: e)
     if let dash = text.firstIndex(of: "-"), let a = UInt64(text[..<dash]), let b = UInt64(text[text.index(after: dash)...]) {
