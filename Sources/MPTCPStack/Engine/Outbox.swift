@@ -46,11 +46,10 @@ extension SegmentWriter {
     static func writeBare(into out: UnsafeMutableRawBufferPointer, source: Endpoint, destination: Endpoint,
                           seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
                           options: UnsafeRawBufferPointer,
-                          payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-                          payload2: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Int {
+                          payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Int {
         var w = ByteWriter(out)
         let hdr = 20 + options.count
-        let tcpLen = hdr + payload.count + payload2.count
+        let tcpLen = hdr + payload.count
         guard tcpLen + 40 <= out.count else { return 0 }
         switch (source.address, destination.address) {
         case let (.v4(s), .v4(d)):
@@ -72,7 +71,6 @@ extension SegmentWriter {
         w.u16(0); w.u16(0)
         w.bytes(options)
         w.bytes(payload)
-        w.bytes(payload2)
         var c = TCPChecksum.pseudoHeader(source: source.address, destination: destination.address, length: tcpLen)
         c.add(bytes: UnsafeRawBufferPointer(rebasing: out[tcpAt ..< tcpAt + tcpLen]))
         out.put16(c.checksum, at: tcpAt + 16)

@@ -32,6 +32,48 @@ struct SentSegment {
     var sacked = false
 }
 
+/// The client's recent TSvals, each with a position (a time or a DSN), in a
+/// fixed ring; a TSval repeated on consecutive records is stored once.
+struct TSHistory {
+    private var positions: [UInt64]
+    private var values: [UInt32]
+    private var next = 0
+    private let mask: Int
+
+    /// `capacity` must be a power of two.
+    init(capacity: Int) {
+        positions = Array(repeating: 0, count: capacity)
+        values = Array(repeating: 0, count: capacity)
+        mask = capacity - 1
+    }
+
+    /// Records `v` at `position`; a repeat of the last value moves that
+    /// record's position when `replacingPosition` (else it is ignored).
+    mutating func record(_ v: UInt32, at position: UInt64, replacingPosition: Bool) {
+        let last = (next + mask) & mask
+        if next > 0 && values[last] == v {
+            if replacingPosition { positions[last] = position }
+            return
+        }
+        positions[next & mask] = position
+        values[next & mask] = v
+        next += 1
+    }
+
+    /// The newest value recorded at or before `position` (by `before`, which
+    /// is wrap-aware); when none is: the oldest kept if `oldestIfNone` and
+    /// the ring has wrapped (older ones were lost), else `fallback`.
+    func value(atOrBefore position: UInt64, before: (UInt64, UInt64) -> Bool, fallback: UInt32, oldestIfNone: Bool) -> UInt32 {
+        let oldest = max(0, next - (mask + 1))
+        var i = next - 1
+        while i >= oldest {
+            if !before(position, positions[i & mask]) { return values[i & mask] }
+            i -= 1
+        }
+        return oldestIfNone && oldest > 0 ? values[oldest & mask] : fallback
+    }
+}
+
 /// A subflow's sent segments and received out-of-order ranges.
 final class PathQueues {
     var segments = Deque<SentSegment>()
@@ -176,54 +218,26 @@ final class MPConn {
     /// back to the client in TSecr is the TSval it had sent when the peer's
     /// segment was triggered, so the client measures the real end-to-end
     /// RTT (its receive-window autotuning depends on it), not the LAN's.
-    var tsSeenAt = [UInt32](repeating: 0, count: 64)
-    var tsSeenVal = [UInt32](repeating: 0, count: 64)
-    var tsSeenNext = 0
-
-    func recordClientTS(_ v: UInt32, at ms: UInt32) {
-        let last = (tsSeenNext + 63) & 63
-        if tsSeenNext > 0 && tsSeenVal[last] == v { return }
-        tsSeenAt[tsSeenNext & 63] = ms
-        tsSeenVal[tsSeenNext & 63] = v
-        tsSeenNext += 1
-    }
-
-    /// The client's TSval as it was at our time `ms` (the latest otherwise).
-    func clientTS(asOf ms: UInt32) -> UInt32 {
-        var i = tsSeenNext - 1
-        let oldest = max(0, tsSeenNext - 64)
-        while i >= oldest {
-            if Int32(bitPattern: ms &- tsSeenAt[i & 63]) >= 0 { return tsSeenVal[i & 63] }
-            i -= 1
-        }
-        return i >= 0 && tsSeenNext > 0 ? tsSeenVal[oldest & 63] : clientTSval
-    }
-
+    var tsByTime = TSHistory(capacity: 64)
     /// The client's TSval on the data that ended at each DSN: an ACK to the
     /// client echoes the TSval of the segment it acknowledges (not the
     /// latest), so the client sees the end-to-end RTT and, after a
     /// timeout, can tell a spurious one (RFC 7323 §4.3, Eifel/F-RTO undo).
-    var dataTSEnd = [UInt64](repeating: 0, count: 1024)
-    var dataTSVal = [UInt32](repeating: 0, count: 1024)
-    var dataTSNext = 0
+    var tsByData = TSHistory(capacity: 1024)
 
-    func recordDataTS(_ v: UInt32, end: UInt64) {
-        let last = (dataTSNext + 1023) & 1023
-        if dataTSNext > 0 && dataTSVal[last] == v { dataTSEnd[last] = end; return }
-        dataTSEnd[dataTSNext & 1023] = end
-        dataTSVal[dataTSNext & 1023] = v
-        dataTSNext += 1
+    func recordClientTS(_ v: UInt32, at ms: UInt32) { tsByTime.record(v, at: UInt64(ms), replacingPosition: false) }
+
+    /// The client's TSval as it was at our time `ms` (the latest otherwise).
+    func clientTS(asOf ms: UInt32) -> UInt32 {
+        tsByTime.value(atOrBefore: UInt64(ms), before: { Int32(bitPattern: UInt32(truncatingIfNeeded: $0) &- UInt32(truncatingIfNeeded: $1)) < 0 },
+                       fallback: clientTSval, oldestIfNone: true)
     }
+
+    func recordDataTS(_ v: UInt32, end: UInt64) { tsByData.record(v, at: end, replacingPosition: true) }
 
     /// The TSval of the newest client segment that `dataAck` covers.
     func clientTS(acking dataAck: UInt64) -> UInt32 {
-        var i = dataTSNext - 1
-        let oldest = max(0, dataTSNext - 1024)
-        while i >= oldest {
-            if !dsnBefore(dataAck, dataTSEnd[i & 1023]) { return dataTSVal[i & 1023] }
-            i -= 1
-        }
-        return clientTSval
+        tsByData.value(atOrBefore: dataAck, before: dsnBefore, fallback: clientTSval, oldestIfNone: false)
     }
 
     /// Our TSval towards the client: engine ms + this.

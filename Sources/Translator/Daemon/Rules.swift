@@ -39,15 +39,9 @@ public final class Rules {
         }
     }
 
-    /// A multipath uplink: its device, addresses and routing table.
-    public struct Uplink {
-        public var device: String
-        public var addresses: [IPAddress]
-        public init(device: String, addresses: [IPAddress]) {
-            self.device = device
-            self.addresses = addresses
-        }
-    }
+    /// A multipath uplink: its device and addresses (its routing table
+    /// follows from its index).
+    public typealias Uplink = RawSender.Uplink
 
     /// First routing table number (uplink k uses `tableBase + k`).
     public static let tableBase = 1000

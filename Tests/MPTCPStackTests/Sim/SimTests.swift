@@ -32,6 +32,27 @@ func seeds(_ n: Int) -> [UInt64] {
     return text.split(separator: ",").compactMap { UInt64($0) }
 }
 
+/// Runs `scenario(seed, rng)` for every seed of `seeds(n)` (rng seeded from
+/// the seed and `salt`): clean runs pass silently, the first three failures
+/// are reported in full, and the count of failures is one expectation.
+func sweep(_ n: Int, salt: UInt64, sourceLocation: SourceLocation = #_sourceLocation,
+           _ scenario: (UInt64, inout SplitMix64) -> SimScenario) {
+    var failures = 0
+    let list = seeds(n)
+    for seed in list {
+        var r = SplitMix64(seed: seed ^ salt)
+        let o = simulate(scenario(seed, &r))
+        if getenv("SIM_VERBOSE") != nil { expectClean(o, sourceLocation: sourceLocation) }
+        if !o.ok {
+            failures += 1
+            if failures <= 3 { expectClean(o, sourceLocation: sourceLocation) }
+            print("SIM seed \(seed) failed: \(o.headline)")
+        }
+    }
+    #expect(failures == 0, "\(failures) of \(list.count) seeds failed (the first three are reported above)",
+            sourceLocation: sourceLocation)
+}
+
 @Suite("SimTests")
 struct SimTests {
     @Test("the model's building blocks: stream pattern at any offset, reassembly, scheduler order")
@@ -79,10 +100,7 @@ struct SimTests {
 
     @Test("one uplink, 1% loss and reordering both ways, 500 seeds (sizes, IPv4/IPv6, delayed ACKs, DATA_FIN forms vary)")
     func oneUplinkLossy() {
-        var failures = 0
-        let list = seeds(500)
-        for seed in list {
-            var r = SplitMix64(seed: seed ^ 0x5EED)
+        sweep(500, salt: 0x5EED) { seed, r in
             var s = SimScenario(seed: seed)
             s.upload = 64 * 1024 + Int(r.next() % (96 * 1024))
             s.download = 64 * 1024 + Int(r.next() % (96 * 1024))
@@ -95,15 +113,8 @@ struct SimTests {
             s.lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100), loss: 0.01, reorder: 0.01,
                                 reorderDelay: .microseconds(300))
             s.deadline = .seconds(90)
-            let o = simulate(s)
-            if getenv("SIM_VERBOSE") != nil { expectClean(o) }
-            if !o.ok {
-                failures += 1
-                if failures <= 3 { expectClean(o) }
-                print("SIM seed \(seed) failed: \(o.headline)")
-            }
+            return s
         }
-        #expect(failures == 0, "\(failures) of \(list.count) seeds failed (the first three are reported above)")
     }
 
     @Test("two uplinks with different rates and delays: streams intact, a join made, both uplinks used")
