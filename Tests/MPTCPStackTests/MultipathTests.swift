@@ -90,11 +90,17 @@ private final class MPScript {
 
     /// A segment from the peer on the join subflow (seq/ack relative to the ISNs).
     func onJoin(seq: UInt32, ack: UInt32, flags: UInt8 = ACK, mptcp: [MPTCPOption], payload: [UInt8] = [],
-                window: UInt16 = 502) -> EngineEvent {
+                window: UInt16 = 502, echo: UInt32 = 1, sack: [(UInt32, UInt32)] = []) -> EngineEvent {
         peerTS &+= 1
+        var sackOption: [TCPOption] = []
+        if !sack.isEmpty {
+            var b = SACKBlocks()
+            for (l, r) in sack { b.append(SACKBlock(left: TCPSeq(joinISN &+ l), right: TCPSeq(joinISN &+ r))) }
+            sackOption = [.noOperation, .noOperation, .sack(b)]
+        }
         let p = makeTCPPacket(from: c.server, to: joinLocal, seq: peerJoinISN &+ seq, ack: joinISN &+ ack, flags: flags,
-                              window: window, options: [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: 1)]
-                                  + mptcp.map { .mptcp($0) },
+                              window: window, options: [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: echo)]
+                                  + sackOption + mptcp.map { .mptcp($0) },
                               payload: payload)
         return h.send(p, .uplink(1))
     }
@@ -193,6 +199,51 @@ struct MultipathTests {
         #expect(seen.count == 2)
     }
 
+    @Test("client segments reordered on the LAN: later ones held until the gap fills, every byte sent once, in order; a FIN beyond a gap waits")
+    func clientReordered() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 9)
+        let data = randomBytes(3000, &rng)
+        // 1000..2000 and 2500..3000 come first: held beyond the gap, quietly
+        // (no ACK: the ACK number could not move, and SACK blocks for data
+        // only the gateway holds would give the client a LAN-sized RTT).
+        let e1 = s.h.lan(s.c.fromClient(seq: 1 + 1000, ack: 1, payload: Array(data[1000 ..< 2000])))
+        #expect(e1.verdict == .drop(.consumed))
+        #expect(e1.outbox.isEmpty)
+        let e2 = s.h.lan(s.c.fromClient(seq: 1 + 2500, ack: 1, payload: Array(data[2500 ..< 3000])))
+        #expect(e2.outbox.isEmpty)
+        #expect(s.h.engine.stats.clientOutOfOrder == 2)
+        // The first gap filled: 0..2000 goes out; 2000..2500 is still missing.
+        let e3 = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: Array(data[0 ..< 1000])))
+        var sent = [Int: [UInt8]]()
+        for d in s.out(e3, .uplink(0)) + s.out(e3, .uplink(1)) where !d.payload.isEmpty {
+            let m = try #require(d.dss?.mapping)
+            sent[Int(m.dsn &- (s.L &+ 1))] = d.payload
+        }
+        #expect(sent.values.reduce(0) { $0 + $1.count } == 2000)
+        // The last gap: the rest goes out, once.
+        let e4 = s.h.lan(s.c.fromClient(seq: 1 + 2000, ack: 1, payload: Array(data[2000 ..< 2500])))
+        #expect(s.out(e4, .lan).isEmpty) // no ACK until the peer's DATA_ACK
+        for d in s.out(e4, .uplink(0)) + s.out(e4, .uplink(1)) where !d.payload.isEmpty {
+            let m = try #require(d.dss?.mapping)
+            let off = Int(m.dsn &- (s.L &+ 1))
+            #expect(sent[off] == nil)
+            sent[off] = d.payload
+        }
+        var stream = [UInt8]()
+        for off in sent.keys.sorted() { #expect(off == stream.count); stream += sent[off]! }
+        #expect(stream == data)
+        // The client's FIN beyond a gap waits for the gap.
+        let data2 = randomBytes(200, &rng)
+        let f1 = s.h.lan(s.c.fromClient(seq: 1 + 3100, ack: 1, flags: ACK | FIN, payload: Array(data2[100 ..< 200])))
+        #expect((s.out(f1, .uplink(0)) + s.out(f1, .uplink(1))).allSatisfy { $0.dss?.dataFin != true })
+        let f2 = s.h.lan(s.c.fromClient(seq: 1 + 3000, ack: 1, payload: Array(data2[0 ..< 100])))
+        let fins = (s.out(f2, .uplink(0)) + s.out(f2, .uplink(1))).filter { $0.dss?.dataFin == true }
+        #expect(fins.count == 1)
+        #expect((s.out(f2, .uplink(0)) + s.out(f2, .uplink(1))).reduce(0) { $0 + $1.payload.count } == 200)
+    }
+
     @Test("the client is acknowledged only by the peer's DATA_ACK, with the window capped by the send buffer")
     func dataAckToClient() throws {
         let s = MPScript(config: multipathConfig(sendBuffer: 64 * 1024))
@@ -267,6 +318,43 @@ struct MultipathTests {
         #expect(s.h.engine.stats.reinjectedBytes == UInt64(data.count))
     }
 
+    @Test("subflow SACKs: reordering by fewer than 3 segments is not loss; a fast retransmit the peer's timestamps show spurious is undone")
+    func reorderingAndUndo() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 12)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: randomBytes(1400 * 40, &rng)))
+        let on1 = s.out(e, .uplink(1)).filter { !$0.payload.isEmpty }
+        try #require(on1.count >= 6)
+        let mss = UInt32(on1[0].payload.count)
+        func rel(_ i: Int) -> UInt32 { on1[i].seq &- s.joinISN } // subflow offset of segment i
+        var originalTS: UInt32 = 0
+        for o in on1[0].options { if case .timestamps(let v, _) = o { originalTS = v } }
+        let cwndBefore = try #require(cwnd(of: 1, s.h.engine.multipathState))
+        s.h.advance(.milliseconds(30))
+        // Segment 0 overtaken by 1 and 2: SACKed above it, but not lost yet.
+        for k in 1 ... 2 {
+            let a = s.onJoin(seq: 1, ack: rel(0), mptcp: [s.peerDSS(s.L &+ 1)], echo: originalTS, sack: [(rel(1), rel(k) &+ mss)])
+            #expect(s.out(a, .uplink(1)).allSatisfy { $0.seq != on1[0].seq || $0.payload.isEmpty }, "resent after \(k) SACKed")
+        }
+        #expect(s.h.engine.stats.fastRetransmits == 0)
+        // A third segment SACKed above it: lost (RFC 6675), resent once.
+        s.h.advance(.milliseconds(5))
+        let a3 = s.onJoin(seq: 1, ack: rel(0), mptcp: [s.peerDSS(s.L &+ 1)], echo: originalTS, sack: [(rel(1), rel(3) &+ mss)])
+        #expect(s.out(a3, .uplink(1)).filter { $0.seq == on1[0].seq && !$0.payload.isEmpty }.count == 1)
+        #expect(s.h.engine.stats.fastRetransmits == 1)
+        // Then the original shows up: the cumulative ACK echoes the TSval it
+        // carried (older than the retransmission's). The recovery is undone.
+        s.h.advance(.milliseconds(5))
+        _ = s.onJoin(seq: 1, ack: rel(4), mptcp: [s.peerDSS(s.L &+ 1)], echo: originalTS)
+        #expect(s.h.engine.stats.spuriousRecoveries == 1)
+        // The window is what it was (no halving), and the subflow now waits
+        // for 6 SACKed segments before calling one lost.
+        let state = s.h.engine.multipathState
+        #expect(!state.contains("recovery"), "\(state)")
+        #expect(try #require(cwnd(of: 1, state)) >= cwndBefore, "\(state)")
+    }
+
     @Test("a dead subflow is reset after repeated RTOs and joined anew from the same uplink")
     func rejoin() throws {
         let s = MPScript()
@@ -337,4 +425,11 @@ extension MultipathTests {
         #expect(c.ack == s.peerJoinISN &+ 5001)
         #expect(!c.options.contains { if case .sack = $0 { return true } else { return false } })
     }
+}
+
+/// Subflow k's congestion window from the engine's state dump.
+private func cwnd(of k: Int, _ state: String) -> Int? {
+    guard let line = state.split(separator: "\n").first(where: { $0.contains("[\(k)]") }),
+          let r = line.range(of: "cwnd ") else { return nil }
+    return Int(line[r.upperBound...].prefix { $0.isNumber })
 }

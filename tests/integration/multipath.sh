@@ -9,9 +9,11 @@
 # transfer) with a per-second trace, and 1% random loss on one uplink.
 # DURATION (default 20 s) sets each throughput measurement's length.
 # Debugging: ONLY=throughput stops after the throughput part (printing qdisc,
-# server and client TCP counters, the client's ss); ONLY=up skips the
-# download failover. The daemon logs its per-subflow state on SIGUSR1 (sent
-# mid-transfer).
+# server and client TCP counters, the client's ss; during the upload it
+# logs the daemon's per-subflow state and saves the server's and client's
+# ss every second); ONLY=up skips the download failover. UPTRACE=1 saves the
+# upload's 100 ms trace, UPPCAP=1 a capture of uplink 1 (first 7 s); with
+# KEEP_WORK=1 the work directory stays for reading them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20}
@@ -47,7 +49,9 @@ nstat_reset() { in_ns $S nstat -n >/dev/null; }
 nstat_reset
 up1=$(if_bytes $G g1 tx); up2=$(if_bytes $G g2 tx)
 ( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss.txt" ) & # the engine's per-subflow state, mid-transfer, in the log
-mp_up=$(xfer_rate $C up $MP_S_ADDR1 5002 $DURATION); rc_up=$?
+[ -n "${UPPCAP:-}" ] && { in_ns $G timeout 7 tcpdump -i g1 -s 120 -B 16384 -w "$WORK/up-g1.pcap" 2>/dev/null & sleep 0.5; }
+[ "${ONLY:-}" = throughput ] && ( for t in $(seq 1 $((DURATION - 1))); do sleep 1; kill -USR1 $DAEMON 2>/dev/null; { echo "== t=$t"; in_ns $S ss -tniM; } >>"$WORK/server-ss-up.txt";  { echo "== t=$t"; in_ns $C ss -tni dst $MP_S_ADDR1; } >>"$WORK/client-ss-up.txt"; done ) &
+mp_up=$(xfer_rate $C up $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/up.trace"}); rc_up=$?
 check "upload through nfq-mptcp: sha256 equal" $rc_up "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
 d1=$(( $(if_bytes $G g1 tx) - up1 )); d2=$(( $(if_bytes $G g2 tx) - up2 ))
 echo "RESULT nfq_up_mbit=$mp_up uplink1_tx_bytes=$d1 uplink2_tx_bytes=$d2"

@@ -206,16 +206,29 @@ extension Engine {
         let n = t.payload.count
         if n > 0 || t.has(TCPFlags.fin) {
             let dsn = c.uploadDSN(t.seq)
+            let end = dsn &+ UInt64(n)
             if n > 0 {
                 let took = mp.append(dsn: dsn, t.payload)
                 if took > 0 && mp.clientTimestamps { mp.recordDataTS(mp.clientTSval, end: mp.bufEnd) }
                 stats.bufferedBytes &+= UInt64(took)
-                if !dsnBefore(mp.bufEnd, dsn &+ UInt64(n)), t.has(TCPFlags.fin), mp.dataFinDSN == nil {
-                    mp.dataFinDSN = dsn &+ UInt64(n)
-                }
-            } else if mp.dataFinDSN == nil && dsn == mp.bufEnd {
-                mp.dataFinDSN = dsn
             }
+            // The FIN counts once every byte before it is here (it may come
+            // beyond a gap, the LAN having reordered the client's segments).
+            if t.has(TCPFlags.fin) && mp.dataFinDSN == nil && !dsnBefore(mp.ringStart &+ UInt64(mp.capacity), end) {
+                mp.pendingFinDSN = end
+            }
+            if let f = mp.pendingFinDSN, mp.dataFinDSN == nil, !dsnBefore(mp.bufEnd, f) {
+                mp.dataFinDSN = f
+                mp.pendingFinDSN = nil
+            }
+            // Beyond a gap: held, silently. Neither an immediate duplicate
+            // ACK nor SACK blocks: the client would take an RTT sample from
+            // a segment SACKed a LAN's delay after it sent it, and BBR,
+            // keeping the minimum for 10 s, would shrink its window to a
+            // LAN's bandwidth-delay product (seen here: 4 Mbit/s for 10 s).
+            // A reordered segment fills the gap a moment later; a lost one
+            // is resent on the client's own timeout.
+            if !mp.outOfOrder.isEmpty && dsnBefore(mp.bufEnd, dsn) { stats.clientOutOfOrder &+= 1 }
             if c.lastUploadDSN != mp.bufEnd { c.lastUploadDSN = mp.bufEnd }
         }
         if !c.fullyEstablished && n == 0 && !t.has(TCPFlags.fin) {
@@ -771,19 +784,29 @@ extension Engine {
             p.dupAcks = 0
             p.backoff = 0
             p.suspect = false
+            if let u = p.undoTS, p.timestamps, opts.has(.timestamps), opts.tsEchoReply != 0,
+               Int32(bitPattern: opts.tsEchoReply &- u) < 0 {
+                // This ACK was sent for data we had sent before our first
+                // retransmission: the originals arrived, nothing was lost
+                // (the path reordered them, or delayed its ACKs).
+                undoRecovery(&p)
+            }
             if p.inRecovery {
                 if !(ack < p.recover) {
                     p.inRecovery = false
+                    p.undoTS = nil
                     p.cwnd = p.ssthresh
-                } else if let j = p.segments.firstIndex(where: { !$0.sacked }), !p.segments[j].retransmitted {
-                    retransmit(c, mp, &p, k, j, now: now) // partial ACK: the next hole, once
+                } else if let j = firstLost(p) {
+                    retransmit(c, mp, &p, k, j, now: now) // partial ACK: the next hole the SACKs show
                 }
             } else {
+                if !p.rtoRecovery { p.undoTS = nil }
                 increaseWindow(mp, &p, acked: acked)
             }
             if p.rtoRecovery {
                 if !(ack < p.recover) {
                     p.rtoRecovery = false
+                    p.undoTS = nil
                 } else {
                     // Resend what is presumed lost while the window allows.
                     while Int(p.cwnd) - p.rtxInFlight >= p.mss,
@@ -809,21 +832,23 @@ extension Engine {
             }
             guard newlySacked > 0 || !windowChanged else { return }
             p.dupAcks += 1
-            // One reduction per window of data (NewReno's "recover" point).
-            if p.dupAcks == 3 && !p.inRecovery && !(p.sndUna < p.recover) {
+            // One reduction per window of data (NewReno's "recover" point),
+            // once the SACKs (or, without SACK, the duplicate ACKs) show a
+            // loss rather than reordering.
+            let lost = opts.has(.sack) ? firstLost(p) : (p.dupAcks >= p.dupThresh && !p.inRecovery ? 0 : nil)
+            if let j = lost, !p.inRecovery && !p.rtoRecovery && !(p.sndUna < p.recover) {
                 p.inRecovery = true
                 p.recover = p.sndNxt
+                p.priorCwnd = p.cwnd
+                p.priorSsthresh = p.ssthresh
+                p.undoTS = ms(now) &+ p.tsOffset
                 p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
                 p.cwnd = p.ssthresh
                 stats.fastRetransmits &+= 1
-                retransmitFirst(c, mp, &p, k, now: now)
-            } else if p.inRecovery && opts.has(.sack) {
-                // One more hole below the highest SACKed segment per dupACK.
-                if let hi = p.segments.lastIndex(where: { $0.sacked }) {
-                    if let j = p.segments[..<hi].firstIndex(where: { !$0.sacked && !$0.retransmitted }) {
-                        retransmit(c, mp, &p, k, j, now: now)
-                    }
-                }
+                retransmit(c, mp, &p, k, j, now: now)
+            } else if p.inRecovery, let j = lost {
+                // One more lost segment per duplicate ACK.
+                retransmit(c, mp, &p, k, j, now: now)
             }
         }
     }
@@ -845,6 +870,39 @@ extension Engine {
         let alpha = sum > 0 ? total * best / (sum * sum) : 1
         let a = Double(acked), m = Double(p.mss)
         p.cwnd += min(alpha * a * m / total, a * m / p.cwnd)
+    }
+
+    /// The first segment the SACKs show lost (RFC 6675 IsLost, counted in
+    /// segments): not SACKed, not yet resent, with at least `dupThresh`
+    /// SACKed segments above it. Segments merely still in flight (or
+    /// overtaken by a few others) are left alone.
+    private func firstLost(_ p: Path) -> Int? {
+        guard p.sackedBytes > 0 else { return nil }
+        var above = 0
+        var boundary = -1
+        var i = p.segments.count - 1
+        while i >= 0 {
+            if p.segments[i].sacked {
+                above += 1
+                if above >= p.dupThresh { boundary = i; break }
+            }
+            i -= 1
+        }
+        guard boundary > 0 else { return nil }
+        for j in 0 ..< boundary where !p.segments[j].sacked && !p.segments[j].retransmitted { return j }
+        return nil
+    }
+
+    /// A recovery that proved spurious: the window as it was, and more
+    /// patience with reordering on this subflow.
+    private func undoRecovery(_ p: inout Path) {
+        p.undoTS = nil
+        p.cwnd = max(p.cwnd, p.priorCwnd)
+        p.ssthresh = max(p.ssthresh, p.priorSsthresh)
+        p.inRecovery = false
+        p.rtoRecovery = false
+        p.dupThresh = min(p.dupThresh + 3, 64)
+        stats.spuriousRecoveries &+= 1
     }
 
     private func retransmitFirst(_ c: Connection, _ mp: MPConn, _ p: inout Path, _ k: Int, now: Instant) {
@@ -957,6 +1015,11 @@ extension Engine {
                     continue
                 }
                 p.rto = min(60, p.rto * 2)
+                if p.undoTS == nil {
+                    p.priorCwnd = p.cwnd
+                    p.priorSsthresh = p.ssthresh
+                    p.undoTS = ms(now) &+ p.tsOffset
+                }
                 p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
                 p.cwnd = Double(p.mss)
                 p.inRecovery = false

@@ -109,7 +109,18 @@ struct Path {
     var backoff = 0
     var rtoAt: Instant?
     var dupAcks = 0
+    /// Duplicate ACKs (and SACKed segments above a hole) that mean loss:
+    /// 3, raised each time a recovery proves spurious (reordering), as
+    /// Linux raises its `reordering`.
+    var dupThresh = 3
     var inRecovery = false
+    /// Undo state of the current recovery (after fast retransmit or RTO):
+    /// the window before it, and our TSval on its first retransmission. An
+    /// ACK echoing an older TSval for data we resent shows the originals
+    /// arrived (RFC 3522 Eifel detection; Linux's tcp_try_undo_*).
+    var priorCwnd = 0.0
+    var priorSsthresh = 0.0
+    var undoTS: UInt32?
     /// After an RTO: everything below `recover` not SACKed is presumed lost
     /// and goes out again as the (slow-start) window allows.
     var rtoRecovery = false
@@ -267,24 +278,75 @@ final class MPConn {
         if dsnBefore(ringStart, floor) { ringStart = floor }
     }
 
-    /// Appends the client's bytes at `dsn` (only the part beyond `bufEnd`
-    /// and within capacity). Returns the bytes taken.
+    /// Client bytes that came beyond a gap (the LAN reordered or lost a
+    /// segment): held at their place in the ring until the gap fills.
+    /// Sorted, disjoint, at most `maxOutOfOrder` ranges.
+    private(set) var outOfOrder: [(start: UInt64, end: UInt64)] = {
+        var a: [(start: UInt64, end: UInt64)] = []
+        a.reserveCapacity(MPConn.maxOutOfOrder + 1)
+        return a
+    }()
+    static let maxOutOfOrder = 32
+    /// The client's FIN, when it came beyond a gap.
+    var pendingFinDSN: UInt64?
+
+    /// Stores the client's bytes at `dsn`: what extends `bufEnd`, and what
+    /// lies beyond a gap (kept until the gap fills), never beyond the
+    /// ring's capacity. Returns how far `bufEnd` moved.
     func append(dsn: UInt64, _ bytes: UnsafeRawBufferPointer) -> Int {
         if storage == nil { storage = .allocate(byteCount: capacity, alignment: 16) }
-        guard !dsnBefore(bufEnd, dsn) else { return 0 } // a gap: the client resends
-        let skip = Int(bufEnd &- dsn)
-        guard skip < bytes.count else { return 0 }
-        let n = min(bytes.count - skip, capacity - buffered)
+        let end = dsn &+ UInt64(bytes.count)
+        let from = dsnBefore(dsn, bufEnd) ? bufEnd : dsn
+        let limit = ringStart &+ UInt64(capacity)
+        let to = dsnBefore(limit, end) ? limit : end
+        guard dsnBefore(from, to) else { return 0 }
+        if from != bufEnd {
+            guard insertOutOfOrder(from, to) else { return 0 }
+            copy(bytes, offset: Int(from &- dsn), to: from, count: Int(to &- from))
+            return 0
+        }
+        copy(bytes, offset: Int(from &- dsn), to: from, count: Int(to &- from))
+        let before = bufEnd
+        bufEnd = to
+        while let r = outOfOrder.first, !dsnBefore(bufEnd, r.start) {
+            if dsnBefore(bufEnd, r.end) { bufEnd = r.end }
+            outOfOrder.removeFirst()
+        }
+        return Int(bufEnd &- before)
+    }
+
+    private func copy(_ bytes: UnsafeRawBufferPointer, offset: Int, to dsn: UInt64, count n: Int) {
         var done = 0
         while done < n {
-            let at = Int((bufEnd &+ UInt64(done)) % UInt64(capacity))
+            let at = Int((dsn &+ UInt64(done)) % UInt64(capacity))
             let k = min(n - done, capacity - at)
             UnsafeMutableRawBufferPointer(rebasing: storage![at ..< at + k])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[skip + done ..< skip + done + k]))
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset + done ..< offset + done + k]))
             done += k
         }
-        bufEnd = bufEnd &+ UInt64(n)
-        return n
+    }
+
+    /// Adds [from, to) to the out-of-order ranges, merging neighbours.
+    /// False when that would need more ranges than we keep.
+    private func insertOutOfOrder(_ from: UInt64, _ to: UInt64) -> Bool {
+        var i = 0
+        while i < outOfOrder.count && dsnBefore(outOfOrder[i].end, from) { i += 1 }
+        // outOfOrder[i] is the first range that ends at or after `from`.
+        var start = from, end = to
+        var j = i
+        while j < outOfOrder.count && !dsnBefore(end, outOfOrder[j].start) {
+            if dsnBefore(outOfOrder[j].start, start) { start = outOfOrder[j].start }
+            if dsnBefore(end, outOfOrder[j].end) { end = outOfOrder[j].end }
+            j += 1
+        }
+        if j == i {
+            guard outOfOrder.count < Self.maxOutOfOrder else { return false }
+            outOfOrder.insert((start, end), at: i)
+        } else {
+            outOfOrder[i] = (start, end)
+            if j > i + 1 { outOfOrder.removeSubrange(i + 1 ..< j) }
+        }
+        return true
     }
 
     /// Bytes at `dsn` (held), at most `max` and never across the ring's end.

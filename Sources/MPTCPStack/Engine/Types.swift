@@ -154,6 +154,12 @@ public struct EngineStats: Sendable, Equatable {
     public var opportunisticReinjections: UInt64 = 0
     /// Subflows given up after unanswered keepalive probes.
     public var deadSubflowsDetected: UInt64 = 0
+    /// Client segments that came beyond a gap (the LAN reordered or lost
+    /// one before them), held until the gap filled.
+    public var clientOutOfOrder: UInt64 = 0
+    /// Subflow recoveries (fast retransmit or RTO) undone: the peer's
+    /// timestamps showed the originals had arrived.
+    public var spuriousRecoveries: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

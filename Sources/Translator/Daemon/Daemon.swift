@@ -207,6 +207,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "data_segments": "\(s.dataSegmentsSent)", "retransmits": "\(s.retransmits)",
             "fast_retransmits": "\(s.fastRetransmits)", "rto_expiries": "\(s.rtoExpiries)",
             "reinjected_bytes": "\(s.reinjectedBytes)", "buffered_bytes": "\(s.bufferedBytes)",
+            "data_level_retransmits": "\(s.dataLevelRetransmits)", "dead_subflows": "\(s.deadSubflowsDetected)",
+            "client_out_of_order": "\(s.clientOutOfOrder)", "spurious_recoveries": "\(s.spuriousRecoveries)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")

@@ -127,6 +127,8 @@ struct SimScenario: Sendable {
     var download = 64 * 1024
     var ipv6 = false
     var lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100))
+    /// The LAN towards the client, when it differs from `lan` (client to gateway).
+    var lanToClient: LinkProfile?
     var uplinks: [SimUplink] = [SimUplink(LinkProfile(rate: 2_500_000, delay: .milliseconds(10)))]
     var delayedAck = false
     var dataFinWithData = false
@@ -163,6 +165,10 @@ struct SimOutcome: Sendable {
     var connectionsAfterTimeWait = -1
     var serverSubflowsClosed = false
     var joins = 0
+    /// The engine's counters at the end.
+    var engineStats = EngineStats()
+    /// The client's retransmitted segments.
+    var clientRetransmits = 0
     /// Bytes each uplink delivered, both directions together.
     var uplinkBytes: [Int] = []
     var events = 0
@@ -220,7 +226,7 @@ final class SimNetwork {
         log = SimLog(scheduler: scheduler, tracing: s.tracing)
         // Independent generators per purpose, all from the seed.
         var seeds = SplitMix64(seed: s.seed)
-        lan = SimLink(name: "lan", scheduler: scheduler, seed: seeds.next(), aToB: s.lan, bToA: s.lan)
+        lan = SimLink(name: "lan", scheduler: scheduler, seed: seeds.next(), aToB: s.lan, bToA: s.lanToClient ?? s.lan)
         var links: [SimLink] = []
         for (k, u) in s.uplinks.enumerated() {
             let l = SimLink(name: "uplink\(k)", scheduler: scheduler, seed: seeds.next(), aToB: u.up, bToA: u.down)
@@ -285,6 +291,8 @@ final class SimNetwork {
         o.connectionsAfterTimeWait = gateway.engine.connectionCount
         o.serverSubflowsClosed = server.subflowsClosed
         o.joins = server.joinsAccepted
+        o.engineStats = gateway.engine.stats
+        o.clientRetransmits = client.sender.retransmittedSegments
         o.uplinkBytes = uplinks.map { $0.counters(.aToB).deliveredBytes + $0.counters(.bToA).deliveredBytes }
         o.events = scheduler.eventsRun
         var d = "client: finAcked \(client.finAcked) finReceived \(client.finReceived) uploadAcked \(client.uploadAcked) \(client.senderStats)\n"

@@ -61,7 +61,7 @@ final class SimTCPClient {
     var transmit: ([UInt8]) -> Void = { _ in }
 
     private(set) var state = State.idle
-    private var sender = SimSender()
+    private(set) var sender = SimSender()
     private var rtoTimer: SimTimer!
     private var delackTimer: SimTimer!
     private var isn: TCPSeq

@@ -35,13 +35,16 @@ func seeds(_ n: Int) -> [UInt64] {
 /// Runs `scenario(seed, rng)` for every seed of `seeds(n)` (rng seeded from
 /// the seed and `salt`): clean runs pass silently, the first three failures
 /// are reported in full, and the count of failures is one expectation.
+@discardableResult
 func sweep(_ n: Int, salt: UInt64, sourceLocation: SourceLocation = #_sourceLocation,
-           _ scenario: (UInt64, inout SplitMix64) -> SimScenario) {
+           _ scenario: (UInt64, inout SplitMix64) -> SimScenario) -> [SimOutcome] {
     var failures = 0
+    var outcomes: [SimOutcome] = []
     let list = seeds(n)
     for seed in list {
         var r = SplitMix64(seed: seed ^ salt)
         let o = simulate(scenario(seed, &r))
+        outcomes.append(o)
         if getenv("SIM_VERBOSE") != nil { expectClean(o, sourceLocation: sourceLocation) }
         if !o.ok {
             failures += 1
@@ -51,6 +54,7 @@ func sweep(_ n: Int, salt: UInt64, sourceLocation: SourceLocation = #_sourceLoca
     }
     #expect(failures == 0, "\(failures) of \(list.count) seeds failed (the first three are reported above)",
             sourceLocation: sourceLocation)
+    return outcomes
 }
 
 @Suite("SimTests")
