@@ -55,8 +55,9 @@ import Testing
     /// Issue 4: two uplinks (40 Mbit/s 20 ms, 10 Mbit/s 35 ms): aggregation
     /// against plain TCP on each uplink measured in the same run, joins in
     /// the server kernel, both uplinks used, a 10 s cut of uplink 1, 1% loss.
+    /// Each throughput figure is a 30 s transfer, as the issue asks.
     @Test func multipathAgainstTheKernel() throws {
-        let o = try Self.script("multipath.sh", env: ["DURATION": "15"])
-        Self.assertAllChecksPassed(o, minimumChecks: 19)
+        let o = try Self.script("multipath.sh", env: ["DURATION": "30"])
+        Self.assertAllChecksPassed(o, minimumChecks: 21)
     }
 }

@@ -65,7 +65,8 @@ check "upload reaches 90% of plain uplink1 + uplink2" $? "$mp_up of $sum_up Mbit
 
 dn1=$(if_bytes $G g1 rx); dn2=$(if_bytes $G g2 rx)
 ( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && { in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss-down.txt"; in_ns $S ss -tniM >"$WORK/server-ss-down.txt"; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >"$WORK/nfq-stats.txt"; sleep 3; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >>"$WORK/nfq-stats.txt"; } ) &
-mp_down=$(xfer_rate $C down $MP_S_ADDR1 5002 $DURATION); rc_down=$?
+[ "${ONLY:-}" = throughput ] && ( for t in $(seq 1 $((DURATION - 1))); do sleep 1; kill -USR1 $DAEMON 2>/dev/null; { echo "== t=$t"; in_ns $S ss -tniM; } >>"$WORK/server-ss-dn.txt"; { echo "== t=$t"; in_ns $C ss -tni dst $MP_S_ADDR1; } >>"$WORK/client-ss-dn.txt"; done ) &
+mp_down=$(xfer_rate $C down $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/down.trace"}); rc_down=$?
 check "download through nfq-mptcp: sha256 equal" $rc_down "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
 e1=$(( $(if_bytes $G g1 rx) - dn1 )); e2=$(( $(if_bytes $G g2 rx) - dn2 ))
 echo "RESULT nfq_down_mbit=$mp_down uplink1_rx_bytes=$e1 uplink2_rx_bytes=$e2"
