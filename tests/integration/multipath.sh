@@ -9,10 +9,9 @@
 # transfer) with a per-second trace, and 1% random loss on one uplink.
 # DURATION (default 20 s) sets each throughput measurement's length.
 # Debugging: ONLY=throughput stops after the throughput part (printing qdisc,
-# server and client TCP counters, the client's ss; during the upload it
-# logs the daemon's per-subflow state and saves the server's and client's
-# ss every second); ONLY=up skips the download failover. UPTRACE=1 saves the
-# upload's 100 ms trace, UPPCAP=1 a capture of uplink 1 (first 7 s); with
+# server and client TCP counters; see watch_transfer for what it saves each
+# second of a transfer); ONLY=up skips the download failover. UPTRACE=1 saves the
+# transfers' 100 ms traces (up.trace, down.trace), UPPCAP=1 a capture of uplink 1 (first 7 s); with
 # KEEP_WORK=1 the work directory stays for reading them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -46,11 +45,22 @@ check "daemon starts with two uplinks" $? "$(grep -m1 -iE 'error|bound' "$WORK/d
 bg_ns $S "$WORK/mptcp-server.log" python3 "$XFER" serve --mptcp --port 5002 --log "$WORK/peers.log"
 wait_for 5 in_ns $S ss -ltn 'sport = :5002'
 nstat_reset() { in_ns $S nstat -n >/dev/null; }
+# During a transfer: the engine's per-subflow state in the daemon log (SIGUSR1)
+# mid-transfer; with ONLY=throughput every second, with both ends' ss and the
+# gateway's NFQUEUE counters saved to $WORK/{server-ss,client-ss,nfq-stats}-NAME.txt.
+watch_transfer() { # NAME
+    if [ "${ONLY:-}" != throughput ]; then ( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null ) & return; fi
+    ( for t in $(seq 1 $((DURATION - 1))); do
+        sleep 1; kill -USR1 $DAEMON 2>/dev/null
+        { echo "== t=$t"; in_ns $S ss -tniM; } >>"$WORK/server-ss-$1.txt"
+        { echo "== t=$t"; in_ns $C ss -tni dst $MP_S_ADDR1; } >>"$WORK/client-ss-$1.txt"
+        { echo "== t=$t"; in_ns $G cat /proc/net/netfilter/nfnetlink_queue; } >>"$WORK/nfq-stats-$1.txt"
+    done ) &
+}
 nstat_reset
 up1=$(if_bytes $G g1 tx); up2=$(if_bytes $G g2 tx)
-( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss.txt" ) & # the engine's per-subflow state, mid-transfer, in the log
 [ -n "${UPPCAP:-}" ] && { in_ns $G timeout 7 tcpdump -i g1 -s 120 -B 16384 -w "$WORK/up-g1.pcap" 2>/dev/null & sleep 0.5; }
-[ "${ONLY:-}" = throughput ] && ( for t in $(seq 1 $((DURATION - 1))); do sleep 1; kill -USR1 $DAEMON 2>/dev/null; { echo "== t=$t"; in_ns $S ss -tniM; } >>"$WORK/server-ss-up.txt";  { echo "== t=$t"; in_ns $C ss -tni dst $MP_S_ADDR1; } >>"$WORK/client-ss-up.txt"; done ) &
+watch_transfer up
 mp_up=$(xfer_rate $C up $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/up.trace"}); rc_up=$?
 check "upload through nfq-mptcp: sha256 equal" $rc_up "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
 d1=$(( $(if_bytes $G g1 tx) - up1 )); d2=$(( $(if_bytes $G g2 tx) - up2 ))
@@ -64,8 +74,7 @@ python3 -c "import sys; sys.exit(0 if $mp_up >= 0.9 * $sum_up else 1)"
 check "upload reaches 90% of plain uplink1 + uplink2" $? "$mp_up of $sum_up Mbit/s ($(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))"))"
 
 dn1=$(if_bytes $G g1 rx); dn2=$(if_bytes $G g2 rx)
-( sleep $((DURATION / 2)); kill -USR1 $DAEMON 2>/dev/null; [ "${ONLY:-}" = throughput ] && { in_ns $C ss -tni dst $MP_S_ADDR1 >"$WORK/client-ss-down.txt"; in_ns $S ss -tniM >"$WORK/server-ss-down.txt"; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >"$WORK/nfq-stats.txt"; sleep 3; in_ns $G cat /proc/net/netfilter/nfnetlink_queue >>"$WORK/nfq-stats.txt"; } ) &
-[ "${ONLY:-}" = throughput ] && ( for t in $(seq 1 $((DURATION - 1))); do sleep 1; kill -USR1 $DAEMON 2>/dev/null; { echo "== t=$t"; in_ns $S ss -tniM; } >>"$WORK/server-ss-dn.txt"; { echo "== t=$t"; in_ns $C ss -tni dst $MP_S_ADDR1; } >>"$WORK/client-ss-dn.txt"; done ) &
+watch_transfer down
 mp_down=$(xfer_rate $C down $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/down.trace"}); rc_down=$?
 check "download through nfq-mptcp: sha256 equal" $rc_down "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
 e1=$(( $(if_bytes $G g1 rx) - dn1 )); e2=$(( $(if_bytes $G g2 rx) - dn2 ))

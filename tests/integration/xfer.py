@@ -117,6 +117,17 @@ def recv_line(s):
         buf += b
     return buf.decode().strip()
 
+
+def recv_to_eof(s, tr):
+    """Reads until the peer's FIN: (sha256 object, byte count); tr.received follows."""
+    h = hashlib.sha256(); got = 0
+    while True:
+        b = s.recv(CHUNK)
+        if not b:
+            break
+        h.update(b); got += len(b); tr.received = got
+    return h, got
+
 def plain(addr):
     return addr[7:] if addr.startswith("::ffff:") else addr
 
@@ -139,12 +150,7 @@ def handle(conn, peer, logf, trace_dir=None):
             conn.sendall(("OK %s %d\n" % (h.hexdigest(), got)).encode())
         elif line[0] == "UPEOF":
             tr = Tracer(os.path.join(trace_dir, "up-%s-%d.trace" % peer)) if trace_dir else NoTrace()
-            h = hashlib.sha256(); got = 0
-            while True:
-                b = conn.recv(CHUNK)
-                if not b:
-                    break
-                h.update(b); got += len(b); tr.received = got
+            h, got = recv_to_eof(conn, tr)
             tr.stop()
             conn.sendall(("OK %s %d\n" % (h.hexdigest(), got)).encode())
         elif line[0] == "DOWNFOR":
@@ -244,12 +250,7 @@ def client(args):
                 res["ok"] = len(ans) == 3 and ans[0] == "OK" and ans[1] == h.hexdigest() and int(ans[2]) == sent
             elif duration is not None and mode == "down":
                 s.sendall(("DOWNFOR %d %d\n" % (int(duration * 1000), seed)).encode())
-                h = hashlib.sha256(); got = 0
-                while True:
-                    b = s.recv(CHUNK)
-                    if not b:
-                        break
-                    h.update(b); got += len(b); tr.received = got
+                h, got = recv_to_eof(s, tr)
                 tr.stop()
                 n = got
                 e = endless_sha(got, seed)
@@ -271,12 +272,7 @@ def client(args):
                 res["ok"] = len(ans) == 3 and ans[0] == "OK" and ans[1] == h.hexdigest() and int(ans[2]) == n
             elif mode == "down":
                 s.sendall(("DOWN %d %d\n" % (n, seed)).encode())
-                h = hashlib.sha256(); got = 0
-                while True:
-                    b = s.recv(CHUNK)
-                    if not b:
-                        break
-                    h.update(b); got += len(b); tr.received = got
+                h, got = recv_to_eof(s, tr)
                 e = hashlib.sha256()
                 for part in stream(n, seed):
                     e.update(part)

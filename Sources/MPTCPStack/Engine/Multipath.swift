@@ -493,9 +493,8 @@ extension Engine {
             // RTT: from the echoed timestamp (valid even after SYN
             // retransmissions), else from an unrepeated SYN.
             let rtt = Double(now.nanoseconds &- p.joinSentAt.nanoseconds) / 1e9
-            let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
-            if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 && ts >= 0 && ts < 60_000 {
-                rttSample(&p, Double(max(ts, 1)) / 1000)
+            if let echoed = echoedRTT(p, opts, now: now) {
+                rttSample(&p, echoed)
             } else if p.joinTries == 1 && rtt > 0 {
                 rttSample(&p, rtt)
             }
@@ -735,6 +734,14 @@ extension Engine {
 
     // MARK: - Subflow sender
 
+    /// The RTT the peer's echo of our timestamp gives (seconds), if it
+    /// echoes one of ours from the last minute.
+    private func echoedRTT(_ p: Path, _ opts: TCPOptionSummary, now: Instant) -> Double? {
+        guard p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 else { return nil }
+        let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
+        return ts >= 0 && ts < 60_000 ? Double(max(ts, 1)) / 1000 : nil
+    }
+
     private func rttSample(_ p: inout Path, _ r: Double) {
         if p.srtt == 0 {
             p.srtt = r; p.rttvar = r / 2
@@ -762,10 +769,7 @@ extension Engine {
             p.sndUna = ack
             // The echoed timestamp measures even retransmitted segments
             // (RFC 7323 §4); without timestamps, Karn's rule.
-            if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 {
-                let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
-                if ts >= 0 && ts < 60_000 { sample = Double(max(ts, 1)) / 1000 }
-            }
+            if let echoed = echoedRTT(p, opts, now: now) { sample = echoed }
             if let sample {
                 rttSample(&p, sample)
                 p.minRTT = p.minRTT == 0 ? sample : min(p.minRTT, sample)
@@ -800,7 +804,6 @@ extension Engine {
                     retransmit(c, mp, &p, k, j, now: now) // partial ACK: the next hole the SACKs show
                 }
             } else {
-                if !p.rtoRecovery { p.undoTS = nil }
                 increaseWindow(mp, &p, acked: acked)
             }
             if p.rtoRecovery {
@@ -839,10 +842,7 @@ extension Engine {
             if let j = lost, !p.inRecovery && !p.rtoRecovery && !(p.sndUna < p.recover) {
                 p.inRecovery = true
                 p.recover = p.sndNxt
-                p.priorCwnd = p.cwnd
-                p.priorSsthresh = p.ssthresh
-                p.undoTS = ms(now) &+ p.tsOffset
-                p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
+                reduceWindow(&p, now: now)
                 p.cwnd = p.ssthresh
                 stats.fastRetransmits &+= 1
                 retransmit(c, mp, &p, k, j, now: now)
@@ -891,6 +891,18 @@ extension Engine {
         guard boundary > 0 else { return nil }
         for j in 0 ..< boundary where !p.segments[j].sacked && !p.segments[j].retransmitted { return j }
         return nil
+    }
+
+    /// On a loss (fast retransmit or RTO): half the window, as Linux (not
+    /// the flight), keeping what to restore should it prove spurious (the
+    /// state from before the first reduction of an episode).
+    private func reduceWindow(_ p: inout Path, now: Instant) {
+        if p.undoTS == nil {
+            p.priorCwnd = p.cwnd
+            p.priorSsthresh = p.ssthresh
+            p.undoTS = ms(now) &+ p.tsOffset
+        }
+        p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss))
     }
 
     /// A recovery that proved spurious: the window as it was, and more
@@ -1015,12 +1027,7 @@ extension Engine {
                     continue
                 }
                 p.rto = min(60, p.rto * 2)
-                if p.undoTS == nil {
-                    p.priorCwnd = p.cwnd
-                    p.priorSsthresh = p.ssthresh
-                    p.undoTS = ms(now) &+ p.tsOffset
-                }
-                p.ssthresh = max(p.cwnd / 2, Double(2 * p.mss)) // as Linux: half the window, not the flight
+                reduceWindow(&p, now: now)
                 p.cwnd = Double(p.mss)
                 p.inRecovery = false
                 p.dupAcks = 0
@@ -1079,9 +1086,7 @@ extension Engine {
     /// heard from the peer lately (a connection idle as a whole is left alone).
     private func probeTime(_ c: Connection, _ mp: MPConn, _ p: Path) -> Instant? {
         guard c.phase == .established, !mp.finishing, p.segments.isEmpty, !p.finSent else { return nil }
-        var othersHeard = false
-        for q in mp.paths where q.state == .active && q.lastReceived > p.lastReceived { othersHeard = true }
-        guard othersHeard else { return nil }
+        guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived > p.lastReceived }) else { return nil }
         return p.probeAt ?? p.lastReceived + Self.silentAfter
     }
 

@@ -300,12 +300,10 @@ final class MPConn {
         let limit = ringStart &+ UInt64(capacity)
         let to = dsnBefore(limit, end) ? limit : end
         guard dsnBefore(from, to) else { return 0 }
-        if from != bufEnd {
-            guard insertOutOfOrder(from, to) else { return 0 }
-            copy(bytes, offset: Int(from &- dsn), to: from, count: Int(to &- from))
-            return 0
-        }
+        let beyondGap = from != bufEnd
+        if beyondGap { guard insertOutOfOrder(from, to) else { return 0 } }
         copy(bytes, offset: Int(from &- dsn), to: from, count: Int(to &- from))
+        if beyondGap { return 0 }
         let before = bufEnd
         bufEnd = to
         while let r = outOfOrder.first, !dsnBefore(bufEnd, r.start) {

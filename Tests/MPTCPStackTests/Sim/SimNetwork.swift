@@ -138,6 +138,14 @@ struct SimScenario: Sendable {
 
     init(seed: UInt64) { self.seed = seed }
 
+    /// For seed sweeps: IPv6 one time in four, delayed ACKs and the
+    /// DATA_FIN's form (with the last data or alone) half the time each.
+    mutating func varyEndpoints(_ r: inout SplitMix64) {
+        ipv6 = r.next() % 4 == 0
+        delayedAck = r.next() % 2 == 0
+        dataFinWithData = r.next() % 2 == 0
+    }
+
     /// Endpoints and addresses.
     var client: Endpoint {
         let port = UInt16(32_768 + seed % 28_000)

@@ -13,9 +13,7 @@ extension SimTests {
             var s = SimScenario(seed: seed)
             s.upload = 48 * 1024 + Int(r.next() % (96 * 1024))
             s.download = 48 * 1024 + Int(r.next() % (96 * 1024))
-            s.ipv6 = r.next() % 4 == 0
-            s.delayedAck = r.next() % 2 == 0
-            s.dataFinWithData = r.next() % 2 == 0
+            s.varyEndpoints(&r)
             func lossy() -> LinkProfile {
                 LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
                             loss: 0.01, reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)), queueLimit: 64 * 1024)
@@ -35,9 +33,7 @@ extension SimTests {
             var s = SimScenario(seed: seed)
             s.upload = 128 * 1024 + Int(r.next() % (256 * 1024))
             s.download = 16 * 1024
-            s.ipv6 = r.next() % 4 == 0
-            s.delayedAck = r.next() % 2 == 0
-            s.dataFinWithData = r.next() % 2 == 0
+            s.varyEndpoints(&r)
             s.lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100), loss: 0.01, reorder: 0.05,
                                 reorderDelay: .microseconds(50 + Int64(r.next() % 400)))
             s.lanToClient = LinkProfile(rate: 125_000_000, delay: .microseconds(100))

@@ -108,9 +108,7 @@ struct SimTests {
             var s = SimScenario(seed: seed)
             s.upload = 64 * 1024 + Int(r.next() % (96 * 1024))
             s.download = 64 * 1024 + Int(r.next() % (96 * 1024))
-            s.ipv6 = r.next() % 4 == 0
-            s.delayedAck = r.next() % 2 == 0
-            s.dataFinWithData = r.next() % 2 == 0
+            s.varyEndpoints(&r)
             let lossy = LinkProfile(rate: 2_500_000, delay: .milliseconds(5 + Int64(r.next() % 20)), loss: 0.01,
                                     reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)))
             s.uplinks = [SimUplink(lossy)]
