@@ -89,7 +89,7 @@ grep -q "^$MP_C_ADDR\b" "$WORK/peers.log"; check "the server sees the client's o
 if [ "${ONLY:-}" = throughput ]; then
     for L in $MP_L1 $MP_L2; do in_ns $L tc -s qdisc show | grep -A2 tbf; done
     in_ns $S nstat -az | grep -E "TCPTimeouts|TCPLossProbes|TCPSackRecovery|TCPLostRetransmit|TCPSpuriousRTOs|TCPDSACKRecv|TcpRetransSegs|TCPFastRetrans|TCPSlowStartRetrans|TCPLossUndo|TCPSACKReorder|TCPRcvQDrop|MPTcpExtDuplicateData|MPTcpExtOFO|TCPDSACKIgnored|TCPSackShifted|TCPTSReorder|TCPAbortOnData" | sed "s/^/S: /"
-    in_ns $C nstat -az | grep -E "TcpRetransSegs|TCPTimeouts|TCPSpuriousRTOs|TCPLossUndo|TCPFastRetrans|TCPSackRecovery|TCPRenoRecovery|TCPDSACK|TCPTSReorder|TCPRenoReorder|TCPSACKReorder|TcpExtTCPLostRetransmit|TCPLoss " 
+    in_ns $C nstat -az | grep -E "TcpRetransSegs|TCPTimeouts|TCPSpuriousRTOs|TCPLossUndo|TCPFastRetrans|TCPSackRecovery|TCPRenoRecovery|TCPDSACK|TCPTSReorder|TCPRenoReorder|TCPSACKReorder|TcpExtTCPLostRetransmit|TCPLoss |OFODrop|RcvQDrop|PruneCalled|RcvPruned|OfoPruned|ZeroWindowDrop|BacklogDrop" | sed "s/^/C: /"
     finish; exit
 fi
 
