@@ -46,6 +46,18 @@ private final class MPScript {
         e.outbox.filter { $0.side == side }.compactMap { Decoded($0.bytes) }
     }
 
+    /// Runs the timers; what they sent towards `side`, decoded.
+    func timerOut(_ side: Side) -> [Decoded] {
+        h.runTimers()
+        var sent: [Decoded] = []
+        for i in 0 ..< h.engine.outbox.count {
+            let (b, s) = h.engine.outbox.packet(i)
+            if s == side, let d = Decoded(Array(b)) { sent.append(d) }
+        }
+        h.engine.outbox.removeAll()
+        return sent
+    }
+
     func peerDSS(_ dataAck: UInt64, mapping: DSSMapping? = nil, fin: Bool = false) -> MPTCPOption {
         .dss(DSS(dataAck: dataAck, dataAck8: true, mapping: mapping, dsn8: true, dataFin: fin))
     }
@@ -424,6 +436,75 @@ extension MultipathTests {
         let c = try #require(s.out(seg(3001, 3000), .uplink(1)).last)
         #expect(c.ack == s.peerJoinISN &+ 5001)
         #expect(!c.options.contains { if case .sack = $0 { return true } else { return false } })
+    }
+
+    @Test("peer data beyond the client's window is held, not forwarded, and goes out from the gateway as the window opens")
+    func heldForClientWindow() throws {
+        let s = MPScript()
+        s.c.window = 8 // 8 << 7 = 1024 bytes
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 21)
+        let data = randomBytes(3000, &rng)
+        let m = DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 3000)
+        let e = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)], payload: data))
+        #expect(e.verdict == .drop(.consumed))
+        #expect(s.out(e, .lan).filter { !$0.payload.isEmpty }.isEmpty) // 1448-byte pieces: none fits in 1024
+        #expect(try #require(s.out(e, .uplink(0)).last).ack == s.c.ss(3001)) // acknowledged on the subflow
+        #expect(s.h.engine.stats.heldForClientWindow == 1)
+        // The window opens to 5120 bytes: all three pieces go, in order, the last with PSH.
+        s.c.window = 40
+        let o = s.out(s.h.lan(s.c.fromClient(seq: 1, ack: 1)), .lan)
+        #expect(o.map { $0.seq } == [s.c.ss(1), s.c.ss(1449), s.c.ss(2897)])
+        #expect(o.flatMap { $0.payload } == data)
+        #expect(o.allSatisfy { $0.flags == ACK | PSH && $0.ack == s.c.cs(1) })
+        // Acknowledged: nothing is resent on the tail timer.
+        _ = s.h.lan(s.c.fromClient(seq: 1, ack: 3001))
+        s.h.advance(.seconds(2))
+        s.h.runTimers()
+        #expect(s.h.engine.stats.lanRetransmits == 0)
+    }
+
+    @Test("a segment the LAN loses on the way to the client is resent from the gateway: on SACKs above it, and on the tail timer")
+    func lanLossToClient() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 22)
+        let data = randomBytes(3000, &rng)
+        for i in 0 ..< 3 {
+            let m = DSSMapping(dsn: s.R &+ 1 &+ UInt64(1000 * i), subflowSeq: UInt32(1 + 1000 * i), length: 1000)
+            let e = s.h.peer(s.c.fromPeer(seq: UInt32(1 + 1000 * i), ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)],
+                                          payload: Array(data[1000 * i ..< 1000 * (i + 1)])))
+            #expect(try e.rewritten().seq == s.c.ss(UInt32(1 + 1000 * i)))
+            s.h.advance(.milliseconds(5))
+        }
+        // The first segment was lost: the client SACKs the other two.
+        var sack = SACKBlocks()
+        sack.append(SACKBlock(left: TCPSeq(s.c.ss(1001)), right: TCPSeq(s.c.ss(3001))))
+        let r = s.out(s.h.lan(s.c.fromClient(seq: 1, ack: 1, options: [.noOperation, .noOperation, .sack(sack)])), .lan)
+        #expect(r.count == 1 && r.first?.seq == s.c.ss(1) && r.first?.payload == Array(data[0 ..< 1000]))
+        #expect(s.h.engine.stats.lanRetransmits == 1)
+        // Reordering, not loss: SACKs of data sent at the same moment resend nothing.
+        let m = DSSMapping(dsn: s.R &+ 3001, subflowSeq: 3001, length: 2000)
+        let more = randomBytes(2000, &rng)
+        _ = s.h.peer(s.c.fromPeer(seq: 3001, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)], payload: more))
+        var sack2 = SACKBlocks()
+        sack2.append(SACKBlock(left: TCPSeq(s.c.ss(4001)), right: TCPSeq(s.c.ss(5001))))
+        #expect(s.out(s.h.lan(s.c.fromClient(seq: 1, ack: 3001, options: [.noOperation, .noOperation, .sack(sack2)])), .lan).isEmpty)
+        // That segment's first half never arrives: the tail timer resends the
+        // segment (in MSS-sized pieces), backed off the second time.
+        s.h.advance(.milliseconds(260))
+        let t1 = s.timerOut(.lan)
+        #expect(t1.first?.seq == s.c.ss(3001) && t1.flatMap { $0.payload } == more)
+        s.h.advance(.milliseconds(300))
+        #expect(s.timerOut(.lan).isEmpty)
+        s.h.advance(.milliseconds(300))
+        #expect(s.timerOut(.lan).first?.seq == s.c.ss(3001))
+        #expect(s.h.engine.stats.lanRetransmits == 3)
+        // Acknowledged: the buffer is empty, no timer resends.
+        _ = s.h.lan(s.c.fromClient(seq: 1, ack: 5001))
+        s.h.advance(.seconds(5))
+        #expect(s.timerOut(.lan).isEmpty)
+        #expect(s.h.engine.stats.lanRetransmits == 3)
     }
 }
 

@@ -11,7 +11,8 @@
 # Debugging: ONLY=throughput stops after the throughput part (printing qdisc,
 # server and client TCP counters; see watch_transfer for what it saves each
 # second of a transfer); ONLY=up skips the download failover. UPTRACE=1 saves the
-# transfers' 100 ms traces (up.trace, down.trace), UPPCAP=1 a capture of uplink 1 (first 7 s); with
+# transfers' 100 ms traces (up.trace, down.trace), UPPCAP=1 a capture of uplink 1 (first 7 s),
+# DOWNPCAP=1 captures of g0, g1, g2 and c0 during the download; with
 # KEEP_WORK=1 the work directory stays for reading them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -74,6 +75,11 @@ python3 -c "import sys; sys.exit(0 if $mp_up >= 0.9 * $sum_up else 1)"
 check "upload reaches 90% of plain uplink1 + uplink2" $? "$mp_up of $sum_up Mbit/s ($(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))"))"
 
 dn1=$(if_bytes $G g1 rx); dn2=$(if_bytes $G g2 rx)
+if [ -n "${DOWNPCAP:-}" ]; then
+    for x in "$G g0" "$G g1" "$G g2" "$C c0"; do set -- $x
+        in_ns $1 timeout $((DURATION + 3)) tcpdump -i $2 -s 128 -B 32768 -w "$WORK/down-$2.pcap" 2>/dev/null &
+    done; sleep 0.5
+fi
 watch_transfer down
 mp_down=$(xfer_rate $C down $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/down.trace"}); rc_down=$?
 check "download through nfq-mptcp: sha256 equal" $rc_down "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
@@ -89,7 +95,7 @@ grep -q "^$MP_C_ADDR\b" "$WORK/peers.log"; check "the server sees the client's o
 if [ "${ONLY:-}" = throughput ]; then
     for L in $MP_L1 $MP_L2; do in_ns $L tc -s qdisc show | grep -A2 tbf; done
     in_ns $S nstat -az | grep -E "TCPTimeouts|TCPLossProbes|TCPSackRecovery|TCPLostRetransmit|TCPSpuriousRTOs|TCPDSACKRecv|TcpRetransSegs|TCPFastRetrans|TCPSlowStartRetrans|TCPLossUndo|TCPSACKReorder|TCPRcvQDrop|MPTcpExtDuplicateData|MPTcpExtOFO|TCPDSACKIgnored|TCPSackShifted|TCPTSReorder|TCPAbortOnData" | sed "s/^/S: /"
-    in_ns $C nstat -az | grep -E "TcpRetransSegs|TCPTimeouts|TCPSpuriousRTOs|TCPLossUndo|TCPFastRetrans|TCPSackRecovery|TCPRenoRecovery|TCPDSACK|TCPTSReorder|TCPRenoReorder|TCPSACKReorder|TcpExtTCPLostRetransmit|TCPLoss |OFODrop|RcvQDrop|PruneCalled|RcvPruned|OfoPruned|ZeroWindowDrop|BacklogDrop" | sed "s/^/C: /"
+    in_ns $C nstat -az | grep -E "TcpRetransSegs|TCPTimeouts|TCPSpuriousRTOs|TCPLossUndo|TCPFastRetrans|TCPSackRecovery|TCPRenoRecovery|TCPDSACK|TCPTSReorder|TCPRenoReorder|TCPSACKReorder|TcpExtTCPLostRetransmit|TCPLoss |OFODrop|PAWS|RcvQDrop|PruneCalled|RcvPruned|OfoPruned|ZeroWindowDrop|BacklogDrop" | sed "s/^/C: /"
     finish; exit
 fi
 

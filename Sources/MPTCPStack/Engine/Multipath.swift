@@ -59,6 +59,7 @@ extension Engine {
         p.rcvNxt = t.seq + 1
         p.timestamps = opts.has(.timestamps) && mp.clientTimestamps
         p.remoteTSval = opts.tsValue
+        mp.clientUsesSACK = mp.clientSackOK && opts.has(.sackPermitted)
         // Our clock continues the client's (its SYN carried its TSval).
         p.tsOffset = mp.clientTSval &- ms(c.lastSeen) &+ 1
         p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
@@ -184,9 +185,10 @@ extension Engine {
             return drop(.consumed)
         }
         guard t.has(TCPFlags.ack) else { return drop(.consumed) }
-        if mp.clientTimestamps, let ts = Self.timestamp(t.optionArea) {
-            mp.clientTSval = ts
-            mp.recordClientTS(ts, at: ms(now))
+        let o = TCPOptionSummary(parsing: t.optionArea)
+        if mp.clientTimestamps, o.has(.timestamps) {
+            mp.clientTSval = o.tsValue
+            mp.recordClientTS(o.tsValue, at: ms(now))
         }
         let windowChanged = mp.clientWindow != t.window
         mp.clientWindow = t.window
@@ -202,6 +204,11 @@ extension Engine {
             c.dataAckToPeer = dataAck
         }
         if let pf = c.peerDataFinDSN, dsnBefore(pf, c.dataAckToPeer) { c.peerFinAcked = true }
+        // The right edge of its window: what the peer may send and we forward
+        // (a reordered older ACK shows an older edge, never a larger one).
+        let edge = dataAck &+ (UInt64(t.window) << UInt64(mp.clientWScale))
+        if mp.clientEdge == nil || dsnBefore(mp.clientEdge!, edge) { mp.clientEdge = edge }
+        downOnClientAck(&c, mp, sack: o.sack, now: now)
 
         let n = t.payload.count
         if n > 0 || t.has(TCPFlags.fin) {
@@ -637,8 +644,28 @@ extension Engine {
 
         var verdict = Verdict.drop(.consumed)
         if forward {
+            let fin = c.peerDataFinDSN == dsn &+ UInt64(n)
+            if fin { c.peerFinForwarded = true }
+            let d = downBuffer(c, mp)
+            if beyondClientWindow(mp, end: dsn &+ UInt64(n)) {
+                // Beyond the client's window (the peer overran it): held and
+                // sent as the window opens.
+                if d.keep(dsn: dsn, t.payload, fin: fin, sentAt: nil, piece: downPiece(mp)) {
+                    stats.heldForClientWindow &+= 1
+                    forward = false
+                    sendHeld(&c, mp, now: now)
+                } else {
+                    stats.downloadNotKept &+= 1
+                }
+            } else if !d.keep(dsn: dsn, t.payload, fin: fin, sentAt: now, piece: downPiece(mp)) {
+                stats.downloadNotKept &+= 1
+            } else if d.timerAt == nil {
+                armDownTimer(d, now: now)
+            }
+        }
+        if forward {
             var flags = TCPFlags.ack | (t.flags & TCPFlags.psh)
-            if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
+            if c.peerDataFinDSN == dsn &+ UInt64(n) { flags |= TCPFlags.fin }
             let seq = c.clientSeq(ofDownloadDSN: dsn)
             let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
             if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
@@ -682,7 +709,7 @@ extension Engine {
     }
 
     /// Options towards the client: timestamps only (our clock, its TSval echoed).
-    private func clientOptions(_ mp: MPConn, now: Instant, echo: UInt32? = nil) -> Int {
+    func clientOptions(_ mp: MPConn, now: Instant, echo: UInt32? = nil) -> Int {
         var w = ByteWriter(writer.options)
         if mp.clientTimestamps {
             w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ mp.clientTSOffset); w.u32(echo ?? mp.clientTSval)
@@ -690,13 +717,13 @@ extension Engine {
         return w.offset
     }
 
-    private func clientAckNumber(_ c: Connection) -> TCPSeq {
+    func clientAckNumber(_ c: Connection) -> TCPSeq {
         c.clientAck(ofDataAck: c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1)
     }
 
     /// The window the client may fill: the peer's data-level window, but
     /// never beyond what the send buffer can hold.
-    private func windowToClient(_ c: Connection, _ mp: MPConn) -> UInt16 {
+    func windowToClient(_ c: Connection, _ mp: MPConn) -> UInt16 {
         let una = c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1
         // Right edge: the peer's window, and what the buffer can hold.
         var edge = mp.ringStart &+ UInt64(mp.capacity)
@@ -1069,6 +1096,7 @@ extension Engine {
             mp.dataRTO = min(mp.dataRTO * 2, 30)
             stats.dataLevelRetransmits &+= 1
         }
+        downTimer(&c, mp, now: now)
         // A DATA_FIN alone is not covered by any subflow ACK: resend it.
         if let at = mp.dataFinSentAt, let f = mp.dataFinDSN, !c.clientFinAcked, mp.bufEnd == f,
            at + .seconds(1) <= now, let k = mp.paths.firstIndex(where: { $0.usable }) {
@@ -1121,6 +1149,7 @@ extension Engine {
             }
         }
         if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
+        consider(mp.down?.timerAt)
         if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(dataRTO(mp) * 1e9))) }
         guard var n = next else { return }
         // Never in the past: whatever is due but cannot act now (no usable

@@ -218,6 +218,8 @@ final class MPConn {
     var clientMSS: UInt16 = 1460
     var clientTimestamps = false
     var clientSackOK = false
+    /// The peer granted it too: the client's ACKs carry SACK blocks.
+    var clientUsesSACK = false
     /// The window scale the peer announced to the client (subflow 0 SYN/ACK).
     var peerWScaleToClient: UInt8 = 0
     var clientWindow: UInt16 = 0
@@ -250,6 +252,13 @@ final class MPConn {
     func clientTS(acking dataAck: UInt64) -> UInt32 {
         tsByData.value(atOrBefore: dataAck, before: dsnBefore, fallback: clientTSval, oldestIfNone: false)
     }
+
+    /// The right edge of the client's receive window, as a DSN (the
+    /// largest its ACKs have shown), once it has sent one.
+    var clientEdge: UInt64?
+    /// Peer data forwarded to the client and not yet acknowledged by it, or
+    /// held for its window (Download.swift); made on the first download.
+    var down: DownBuffer?
 
     /// Our TSval towards the client: engine ms + this.
     var clientTSOffset: UInt32 = 0

@@ -160,6 +160,15 @@ public struct EngineStats: Sendable, Equatable {
     /// Subflow recoveries (fast retransmit or RTO) undone: the peer's
     /// timestamps showed the originals had arrived.
     public var spuriousRecoveries: UInt64 = 0
+    /// Peer segments that came beyond the client's receive window, held
+    /// until it opened (the client would have dropped them).
+    public var heldForClientWindow: UInt64 = 0
+    /// Segments sent to the client again from the download buffer (lost on
+    /// the LAN).
+    public var lanRetransmits: UInt64 = 0
+    /// Peer segments forwarded without a copy (the download buffer was
+    /// full): a LAN loss of these waits for the peer's data-level timeout.
+    public var downloadNotKept: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -209,6 +209,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "reinjected_bytes": "\(s.reinjectedBytes)", "buffered_bytes": "\(s.bufferedBytes)",
             "data_level_retransmits": "\(s.dataLevelRetransmits)", "dead_subflows": "\(s.deadSubflowsDetected)",
             "client_out_of_order": "\(s.clientOutOfOrder)", "spurious_recoveries": "\(s.spuriousRecoveries)",
+            "held_for_client_window": "\(s.heldForClientWindow)", "lan_retransmits": "\(s.lanRetransmits)",
+            "download_not_kept": "\(s.downloadNotKept)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")

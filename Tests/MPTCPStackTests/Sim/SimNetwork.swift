@@ -177,6 +177,8 @@ struct SimOutcome: Sendable {
     var engineStats = EngineStats()
     /// The client's retransmitted segments.
     var clientRetransmits = 0
+    /// The model server's data-level retransmissions (its DATA_ACK stalled).
+    var serverDataLevelRetransmits = 0
     /// Bytes each uplink delivered, both directions together.
     var uplinkBytes: [Int] = []
     var events = 0
@@ -301,6 +303,7 @@ final class SimNetwork {
         o.joins = server.joinsAccepted
         o.engineStats = gateway.engine.stats
         o.clientRetransmits = client.sender.retransmittedSegments
+        o.serverDataLevelRetransmits = server.dataLevelRetransmits
         o.uplinkBytes = uplinks.map { $0.counters(.aToB).deliveredBytes + $0.counters(.bToA).deliveredBytes }
         o.events = scheduler.eventsRun
         var d = "client: finAcked \(client.finAcked) finReceived \(client.finReceived) uploadAcked \(client.uploadAcked) \(client.senderStats)\n"

@@ -3,10 +3,7 @@ import Testing
 
 extension SimTests {
     /// Two uplinks, each with 1% loss and 1% reordering in both directions.
-    /// The LAN loses nothing here: a segment the gateway forwards to the
-    /// client and the LAN then drops is recovered only by the peer's
-    /// data-level retransmission (local retransmission to the client is not
-    /// built), which this model server does not do.
+    /// The LAN loses nothing here (see `twoUplinksLossyLANToClient`).
     @Test("two uplinks, 1% loss and reordering on each, 500 seeds (sizes, rates, delays, IPv4/IPv6 vary)")
     func twoUplinksLossy() {
         sweep(500, salt: 0x2_5EED) { seed, r in
@@ -29,14 +26,50 @@ extension SimTests {
     /// gap and SACKs it, so only the gap is sent again.
     @Test("two uplinks; the LAN reorders 5% and loses 1% of the client's segments, 300 seeds")
     func twoUplinksReorderingLAN() {
-        let outcomes = sweep(300, salt: 0x3_5EED) { seed, r in
-            var s = SimScenario(seed: seed)
+        let outcomes = behindLAN(300, salt: 0x3_5EED) { s, r in
             s.upload = 128 * 1024 + Int(r.next() % (256 * 1024))
             s.download = 16 * 1024
             s.varyEndpoints(&r)
             s.lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100), loss: 0.01, reorder: 0.05,
                                 reorderDelay: .microseconds(50 + Int64(r.next() % 400)))
             s.lanToClient = LinkProfile(rate: 125_000_000, delay: .microseconds(100))
+        }
+
+        // The gap path was taken. (This model client has no SACK, so it
+        // still resends after a gap as NewReno does; the Linux client in
+        // the netns test resends only the gap.)
+        let held = outcomes.reduce(0) { $0 + $1.engineStats.clientOutOfOrder }
+        #expect(held > 1000, "client segments held beyond a gap: \(held)")
+    }
+
+    /// The LAN loses 1% of what the gateway forwards to the client and
+    /// reorders some. The gateway resends from its own copy (the model
+    /// client does not SACK: a loss shows when data forwarded after it is
+    /// acknowledged, or on the tail-loss timer), before the model server's
+    /// data-level timer does (it fired 532 times over this sweep when the
+    /// gateway resent nothing, 5 times with the gateway resending 527
+    /// segments).
+    @Test("two uplinks; the LAN loses 1% and reorders 2% of the segments to the client, 300 seeds")
+    func twoUplinksLossyLANToClient() {
+        let outcomes = behindLAN(300, salt: 0x4_5EED) { s, r in
+            s.upload = 16 * 1024
+            s.download = 128 * 1024 + Int(r.next() % (256 * 1024))
+            s.varyEndpoints(&r)
+            s.lanToClient = LinkProfile(rate: 125_000_000, delay: .microseconds(100), loss: 0.01, reorder: 0.02,
+                                        reorderDelay: .microseconds(50 + Int64(r.next() % 400)))
+        }
+        let resent = outcomes.reduce(0) { $0 + $1.engineStats.lanRetransmits }
+        #expect(resent > 300, "segments resent to the client: \(resent)")
+        let serverResent = outcomes.reduce(0) { $0 + $1.serverDataLevelRetransmits }
+        #expect(serverResent * 10 < resent, "the server's data-level retransmissions: \(serverResent)")
+    }
+
+    /// `n` seeds of two clean uplinks (1-3 Mbit/s, 5-45 ms) behind a LAN
+    /// that `lan` sets up (with the sizes and endpoints).
+    private func behindLAN(_ n: Int, salt: UInt64, _ lan: (inout SimScenario, inout SplitMix64) -> Void) -> [SimOutcome] {
+        sweep(n, salt: salt) { seed, r in
+            var s = SimScenario(seed: seed)
+            lan(&s, &r)
             func path() -> LinkProfile {
                 LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
                             queueLimit: 64 * 1024)
@@ -45,11 +78,5 @@ extension SimTests {
             s.deadline = .seconds(90)
             return s
         }
-
-        // The gap path was taken. (This model client has no SACK, so it
-        // still resends after a gap as NewReno does; the Linux client in
-        // the netns test resends only the gap.)
-        let held = outcomes.reduce(0) { $0 + $1.engineStats.clientOutOfOrder }
-        #expect(held > 1000, "client segments held beyond a gap: \(held)")
     }
 }
