@@ -60,4 +60,12 @@ import Testing
         let o = try Self.script("multipath.sh", env: ["DURATION": "30"])
         Self.assertAllChecksPassed(o, minimumChecks: 21)
     }
+
+    /// Issue 4: `--uplink g2:backup`: the join carries the backup flag, the
+    /// backup uplink carries no data while uplink 1 works, and the transfer
+    /// (each direction) when uplink 1 is cut.
+    @Test func backupUplinkAgainstTheKernel() throws {
+        let o = try Self.script("backup.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 9)
+    }
 }
