@@ -40,16 +40,20 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Source ports of the subflows the gateway opens itself (multipath).", valueName: "LO-HI"))
     var joinPorts: PortRange = PortRange(EngineConfig().joinPorts)
 
-    @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them.",
+    @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them (and of peer data until the client does).",
                                valueName: "BYTES"))
     var sendBuffer = EngineConfig().sendBuffer
 
     @Option(help: "Most subflows per multipath connection (the initial one included, at most 8).")
     var maxSubflows = EngineConfig().maxSubflows
 
+    @Option(help: "Addresses the peer announces (ADD_ADDR) that a multipath connection joins from every uplink (0: echo only; at most 8).")
+    var addAddrAccepted = EngineConfig().addAddrAccepted
+
     func validate() throws {
         guard sendBuffer >= 65_536 && sendBuffer <= 1 << 30 else { throw ValidationError("--send-buffer: 65536 to 1073741824 bytes") }
         guard maxSubflows >= 1 && maxSubflows <= 8 else { throw ValidationError("--max-subflows: 1 to 8") }
+        guard addAddrAccepted >= 0 && addAddrAccepted <= 8 else { throw ValidationError("--add-addr-accepted: 0 to 8") }
     }
 
     var config: EngineConfig {
@@ -62,6 +66,7 @@ struct EngineOptions: ParsableArguments {
         c.joinPorts = joinPorts.range
         c.sendBuffer = sendBuffer
         c.maxSubflows = maxSubflows
+        c.addAddrAccepted = addAddrAccepted
         return c
     }
 }
@@ -189,6 +194,7 @@ struct Run: ParsableCommand {
     func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ sender: RawSender, _ logger: Logger) throws {
         let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
         if let record { d.recorder = try Recorder(path: record) }
+        if e.config.multipath { d.links = try LinkMonitor() }
         try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
     }
 }

@@ -49,7 +49,7 @@ import Testing
     /// Issue 3: plain TCP client -> nfq-mptcp -> kernel MPTCP server.
     @Test func initiatorAgainstTheKernel() throws {
         let o = try Self.script("initiator.sh")
-        Self.assertAllChecksPassed(o, minimumChecks: 40)
+        Self.assertAllChecksPassed(o, minimumChecks: 41)
     }
 
     /// Issue 4: two uplinks (40 Mbit/s 20 ms, 10 Mbit/s 35 ms): aggregation
@@ -67,5 +67,20 @@ import Testing
     @Test func backupUplinkAgainstTheKernel() throws {
         let o = try Self.script("backup.sh")
         Self.assertAllChecksPassed(o, minimumChecks: 9)
+    }
+
+    /// Issue 4: the server announces its second address (ADD_ADDR): joined
+    /// from both uplinks; then removed (REMOVE_ADDR) mid-download.
+    @Test func announcedAddressesAgainstTheKernel() throws {
+        let o = try Self.script("addaddr.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 8)
+    }
+
+    /// Issue 4: the gateway's uplink 1 interface goes down and comes back
+    /// mid-transfer (each direction): seen from rtnetlink, failed over at
+    /// once, REMOVE_ADDR to the kernel, rejoined.
+    @Test func linkDownAgainstTheKernel() throws {
+        let o = try Self.script("linkdown.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 13)
     }
 }

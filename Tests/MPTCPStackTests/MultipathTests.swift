@@ -46,16 +46,22 @@ private final class MPScript {
         e.outbox.filter { $0.side == side }.compactMap { Decoded($0.bytes) }
     }
 
-    /// Runs the timers; what they sent towards `side`, decoded.
-    func timerOut(_ side: Side) -> [Decoded] {
-        h.runTimers()
-        var sent: [Decoded] = []
+    /// What the engine sent on its own since the last event (timers, or a
+    /// call such as `uplink(_:isUp:now:)`), decoded, with its side.
+    func drain() -> [(packet: Decoded, side: Side)] {
+        var sent: [(packet: Decoded, side: Side)] = []
         for i in 0 ..< h.engine.outbox.count {
-            let (b, s) = h.engine.outbox.packet(i)
-            if s == side, let d = Decoded(Array(b)) { sent.append(d) }
+            let (b, side) = h.engine.outbox.packet(i)
+            if let d = Decoded(Array(b)) { sent.append((d, side)) }
         }
         h.engine.outbox.removeAll()
         return sent
+    }
+
+    /// Runs the timers; what they sent towards `side` (nil: any), decoded.
+    func timerOut(_ side: Side?) -> [Decoded] {
+        h.runTimers()
+        return drain().filter { side == nil || $0.side == side }.map(\.packet)
     }
 
     func peerDSS(_ dataAck: UInt64, mapping: DSSMapping? = nil, fin: Bool = false) -> MPTCPOption {
@@ -319,11 +325,9 @@ struct MultipathTests {
         // retransmitted on subflow 0 and sent again on subflow 1.
         s.h.advance(.milliseconds(1100))
         s.h.runTimers()
-        var sent = [(bytes: [UInt8], side: Side)]()
-        for i in 0 ..< s.h.engine.outbox.count { let (b, side) = s.h.engine.outbox.packet(i); sent.append((Array(b), side)) }
-        s.h.engine.outbox.removeAll()
-        let re0 = sent.filter { $0.side == .uplink(0) }.compactMap { Decoded($0.bytes) }
-        let re1 = sent.filter { $0.side == .uplink(1) }.compactMap { Decoded($0.bytes) }
+        let sent = s.drain()
+        let re0 = sent.filter { $0.side == .uplink(0) }.map(\.packet)
+        let re1 = sent.filter { $0.side == .uplink(1) }.map(\.packet)
         #expect(re0.count == 1 && re0[0].seq == on0[0].seq)
         #expect(re1.reduce(0) { $0 + $1.payload.count } == data.count)
         #expect(s.h.engine.stats.rtoExpiries == 1)
@@ -505,6 +509,81 @@ extension MultipathTests {
         s.h.advance(.seconds(5))
         #expect(s.timerOut(.lan).isEmpty)
         #expect(s.h.engine.stats.lanRetransmits == 3)
+    }
+
+    @Test("ADD_ADDR with a good HMAC: echoed, and joined from every uplink; a bad HMAC is ignored; REMOVE_ADDR resets those subflows for good")
+    func addAndRemoveAddress() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        let other = Endpoint("203.0.113.77", 443).address
+        func announce(_ id: UInt8, _ a: IPAddress, bad: Bool = false) -> EngineEvent {
+            var mac = MPTCPCrypto.addAddrHMAC(senderKey: s.c.peerKey, receiverKey: s.localKey, addressID: id, address: a, port: nil)
+            if bad { mac ^= 1 }
+            return s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [.addAddr(AddAddr(addressID: id, address: a, hmac: mac))]))
+        }
+        let e = announce(5, other)
+        let echo = s.out(e, .uplink(0)).compactMap { d in
+            d.mptcp.lazy.compactMap { if case .addAddr(let x) = $0 { return x } else { return nil } }.first
+        }
+        #expect(echo.count == 1 && echo.first?.echo == true && echo.first?.addressID == 5 && echo.first?.address == other)
+        var joins: [Decoded] = []
+        for u: UInt8 in 0 ..< 2 { joins += s.out(e, .uplink(u)).filter { $0.flags == SYN } }
+        #expect(joins.count == 2)
+        #expect(Set(joins.map { $0.source.address }) == [uplink0, uplink1])
+        #expect(joins.allSatisfy { $0.destination == Endpoint(address: other, port: 443) })
+        for j in joins {
+            guard case let .mpJoin(.syn(_, _, token, _)) = j.mptcp.first else { Issue.record("not a join SYN"); continue }
+            #expect(token == MPTCPCrypto.token(key: s.c.peerKey))
+        }
+        #expect(s.h.engine.stats.joinsSent == 3)
+        // A forged announcement: no echo, no join.
+        let forged = announce(6, Endpoint("198.51.100.99", 443).address, bad: true)
+        #expect(forged.outbox.isEmpty)
+        #expect(s.h.engine.stats.addAddrRejected == 1 && s.h.engine.stats.joinsSent == 3)
+        // The peer removes address 5: both subflows towards it are reset and not rejoined.
+        var ids = InlineBytes40()
+        _ = ids.append(5)
+        let r = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [.removeAddr(RemoveAddr(addressIDs: ids))]))
+        var resets: [Decoded] = []
+        for u: UInt8 in 0 ..< 2 { resets += s.out(r, .uplink(u)).filter { $0.flags & RST != 0 } }
+        #expect(resets.count == 2 && resets.allSatisfy { $0.destination.address == other })
+        for _ in 0 ..< 5 {
+            s.h.advance(.seconds(2))
+            #expect(s.timerOut(nil).filter { $0.destination.address == other }.isEmpty)
+        }
+        #expect(s.h.engine.stats.joinsSent == 3 && s.h.engine.stats.removeAddrReceived == 1)
+    }
+
+    @Test("an uplink reported down: its subflow given up at once, its data sent on the other, REMOVE_ADDR to the peer, no joins until it is up")
+    func uplinkDown() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 31)
+        let data = randomBytes(1400 * 14, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data))
+        let on0 = s.out(e, .uplink(0)).reduce(0) { $0 + $1.payload.count }
+        let on1 = s.out(e, .uplink(1)).reduce(0) { $0 + $1.payload.count }
+        #expect(on1 > 0 && on0 + on1 == data.count) // both subflows carry some of it
+        // Subflow 0's share is acknowledged (its window has room again).
+        _ = s.h.peer(s.c.fromPeer(seq: 1, ack: 1 + UInt32(on0), mptcp: [s.peerDSS(s.L &+ 1 &+ UInt64(on0))]))
+        s.h.engine.uplink(1, isUp: false, now: s.h.now)
+        let sent = s.drain()
+        #expect(!sent.contains { $0.side == .uplink(1) })
+        let removes = sent.filter { $0.side == .uplink(0) }.compactMap { d in
+            d.packet.mptcp.lazy.compactMap { if case .removeAddr(let x) = $0 { return x } else { return nil } }.first
+        }
+        #expect(removes.count == 1 && removes.first?.addressIDs.count == 1 && removes.first?.addressIDs[0] == 2)
+        // What was outstanding on uplink 1 goes out again on uplink 0.
+        #expect(s.h.engine.stats.subflowsLinkDown == 1 && s.h.engine.stats.reinjectedBytes == UInt64(on1))
+        #expect(sent.filter { $0.side == .uplink(0) }.reduce(0) { $0 + $1.packet.payload.count } == on1)
+        // No join from it while it is down...
+        for _ in 0 ..< 3 {
+            s.h.advance(.seconds(2))
+            #expect(s.timerOut(.uplink(1)).isEmpty)
+        }
+        // ... and one at once when it is back.
+        s.h.engine.uplink(1, isUp: true, now: s.h.now)
+        #expect(s.drain().filter { $0.side == .uplink(1) && $0.packet.flags == SYN }.count == 1)
     }
 }
 

@@ -11,14 +11,9 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 make_multipath_testbed bku
 C=$MP_C; G=$MP_G; S=$MP_S
-Q=$((1000 + TID % 20000))
 
-bg_ns $G "$WORK/daemon.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --uplink g2:backup --install-rules --stats-interval 2
-DAEMON=$LAST_PID
-wait_for 20 grep -q "queue $Q bound" "$WORK/daemon.log"
-check "daemon starts with uplink 2 as backup" $? "$(grep -m1 -iE 'error|backup' "$WORK/daemon.log")"
-bg_ns $S "$WORK/server.log" python3 "$XFER" serve --mptcp --port 5002
-wait_for 5 in_ns $S ss -ltn 'sport = :5002'
+start_mp_daemon "daemon starts with uplink 2 as backup" --uplink g1 --uplink g2:backup
+start_mp_server
 in_ns $S nstat -n >/dev/null
 
 backup_run() { # MODE (up: the gateway sends on the uplinks, tx; down: the kernel does, rx)

@@ -197,6 +197,12 @@ make_multipath_testbed() {
     in_ns $G ip -6 rule add from fd41:2::1 table 101 pref 101
     in_ns $G ip -6 rule add from fd41:3::1 table 102 pref 102
     _mp_uplink_routes 1; _mp_uplink_routes 2
+    # A second default route, through uplink 2 at a lower priority, as a
+    # gateway with two uplinks has: with g1 down the server's addresses stay
+    # routable, so peer packets the translator moves onto the client's
+    # connection (source: the server's address) pass the loose reverse-path check.
+    in_ns $G ip route add default via 10.41.3.2 dev g2 metric 200
+    in_ns $G ip -6 route add default via fd41:3::2 dev g2 metric 200
     # L1, L2: forward; towards S by default, G's side back to G.
     for x in "$L1 10.41.2.1 fd41:2::1 10.41.12.2 fd41:12::2" "$L2 10.41.3.1 fd41:3::1 10.41.22.2 fd41:22::2"; do
         set -- $x
@@ -291,4 +297,79 @@ mp_kernel_endpoints() {
     in_ns $MP_G sysctl -qw net.mptcp.enabled=1
     ip -n $MP_G mptcp limits set subflow 8 add_addr_accepted 8
     ip -n $MP_G mptcp endpoint add 10.41.3.1 dev g2 subflow
+}
+# A transfer's 100 ms trace (xfer.py --trace) around a cut: per-second
+# Mbit/s, then stall_s (the longest run of 100 ms intervals between the cut
+# and the restore moving < 12.5 kB, a tenth of uplink 2), during_cut_mbit
+# (from 2 s after the cut to the restore) and after_restore_mbit (from 3 s
+# after the restore to 1 s before the end). COL 3 = sent, 5 = received.
+trace_summary() { # TRACE COL CUT RESTORE END
+    python3 - "$@" <<'PYEOF'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and l[0].isdigit()]
+col = int(sys.argv[2]) - 1
+cut, restore, end = (int(x) for x in sys.argv[3:6])
+per_s = {}
+for r in rows:
+    t = float(r[1]); b = int(r[col])
+    per_s.setdefault(int(t), 0); per_s[int(t)] += max(b, 0)
+secs = sorted(per_s)
+print("per-second Mbit/s:", " ".join(f"{per_s[s]*8/1e6:.1f}" for s in secs))
+stall = best = 0.0
+for r in rows:
+    t = float(r[1]); b = int(r[col])
+    if t < cut or t > restore: continue
+    if b < 12500: stall += 0.1; best = max(best, stall)
+    else: stall = 0.0
+d0, a0, a1 = cut + 2, restore + 3, end - 1
+during = sum(per_s.get(s, 0) for s in range(d0, restore)) * 8 / max(restore - d0, 1) / 1e6
+after = sum(per_s.get(s, 0) for s in range(a0, a1)) * 8 / max(a1 - a0, 1) / 1e6
+print(f"stall_s={best:.1f} during_cut_mbit={during:.1f} after_restore_mbit={after:.1f}")
+PYEOF
+}
+# A timed transfer (xfer.py MODE to the server's address 1, port 5002, END s)
+# with uplink 1 broken by BREAK at CUT s and mended by MEND at RESTORE s
+# (cut_uplink/restore_uplink: beyond the gateway; uplink_down/uplink_up: the
+# gateway's interface), then its 100 ms trace summarised and checked: sha256
+# equal, the stall shorter than LIMIT s, uplink 2 carrying more than 7 Mbit/s
+# meanwhile, and uplink 1 used again after the restore (twice that rate).
+# The daemon ($DAEMON) logs its state 5 s after the restore (SIGUSR1).
+cut_transfer() { # NAME MODE BREAK MEND CUT RESTORE END LIMIT SEED
+    local name=$1 mode=$2 brk=$3 mend=$4 cut=$5 restore=$6 end=$7 limit=$8 seed=$9
+    local trace="$WORK/$name-$mode.trace" out="$WORK/$name-$mode"
+    ( sleep $cut; $brk 1; sleep $((restore - cut)); $mend 1; sleep 5; kill -USR1 ${DAEMON:-0} 2>/dev/null ) &
+    local cutter=$!
+    in_ns $MP_C python3 "$XFER" $mode $MP_S_ADDR1 5002 0 $seed --duration $end --timeout $((end + 90)) --trace "$trace" >"$out.json" 2>&1
+    local rc=$?
+    wait $cutter
+    check "$name ($mode): transfer completes, sha256 equal" $rc "$(head -c 300 "$out.json")"
+    local col=3; [ $mode = down ] && col=5 # the trace's sent / received bytes
+    trace_summary "$trace" $col $cut $restore $end >"$out.txt"
+    cat "$out.txt"
+    local stall during after
+    stall=$(grep -o 'stall_s=[0-9.]*' "$out.txt" | cut -d= -f2)
+    during=$(grep -o 'during_cut_mbit=[0-9.]*' "$out.txt" | cut -d= -f2)
+    after=$(grep -o 'after_restore_mbit=[0-9.]*' "$out.txt" | cut -d= -f2)
+    echo "RESULT ${name}_${mode}_stall_s=$stall ${name}_${mode}_during_cut_mbit=$during ${name}_${mode}_after_restore_mbit=$after"
+    python3 -c "import sys; sys.exit(0 if float('${stall:-99}') < $limit else 1)"
+    check "$name ($mode): stall shorter than $limit s" $? "${stall}s"
+    python3 -c "import sys; sys.exit(0 if float('${during:-0}') > 7 else 1)"
+    check "$name ($mode): uplink 2 carries the transfer meanwhile" $? "${during} Mbit/s"
+    python3 -c "import sys; sys.exit(0 if float('${after:-0}') > float('${during:-0}') * 2 else 1)"
+    check "$name ($mode): uplink 1 used again after the restore" $? "${after} Mbit/s after, ${during} during"
+}
+# nfq-mptcp on the multipath test-bed's gateway (LAN g0, the uplinks in ARGS,
+# rules installed, stats every 2 s, log $WORK/daemon.log); sets DAEMON and
+# checks that it binds its queue.
+start_mp_daemon() { # CHECK-NAME ARGS...
+    local name=$1 q=$((1000 + TID % 20000)); shift
+    bg_ns $MP_G "$WORK/daemon.log" "$NFQ_MPTCP" --queue $q --lan g0 "$@" --install-rules --stats-interval 2
+    DAEMON=$LAST_PID
+    wait_for 20 grep -q "queue $q bound" "$WORK/daemon.log"
+    check "$name" $? "$(grep -m1 -iE 'error|bound' "$WORK/daemon.log")"
+}
+# The kernel MPTCP server on S (xfer.py serve --mptcp, port 5002; ARGS to it).
+start_mp_server() {
+    bg_ns $MP_S "$WORK/mptcp-server.log" python3 "$XFER" serve --mptcp --port 5002 "$@"
+    wait_for 5 in_ns $MP_S ss -ltn 'sport = :5002'
 }

@@ -21,6 +21,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     var table: [FlowKey: Int] = [:]
     var nextJoinPort = 0
     private var tokens: Set<UInt32> = []
+    /// Uplinks the caller reported down (`uplink(_:isUp:now:)`): no joins from them.
+    var uplinkDown: [Bool]
 
     struct Deadline: Comparable {
         var at: Instant
@@ -46,6 +48,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         conns.reserveCapacity(1024)
+        uplinkDown = Array(repeating: false, count: config.uplinks.count)
     }
 
     deinit {

@@ -69,6 +69,7 @@ extension Engine {
         if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
         p.lastReceived = now
         mp.paths = [p]
+        mp.targets = [(0, c.key.server)]
         mp.peerWScaleToClient = p.peerWScale
         mp.clientTSOffset = opts.tsValue &- ms(now)
         mp.bufStart = c.localIDSN &+ 1
@@ -85,60 +86,71 @@ extension Engine {
         max(64, Int(peerMSS) - (timestamps ? 12 : 0) - 28)
     }
 
-    /// Opens a subflow from every uplink that has none (once the peer has
-    /// shown it knows our key, RFC 8684 §3.2), and re-opens failed ones.
+    /// Opens a subflow from every uplink to every target address that has
+    /// none (once the peer has shown it knows our key, RFC 8684 §3.2), and
+    /// re-opens failed ones.
     func mpOpenJoins(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.fullyEstablished, c.phase == .established, !mp.finishing else { return }
-        for (u, up) in config.uplinks.enumerated() {
-            // A failed subflow's slot is reused for its successor, except the
-            // initial one's: its 4-tuple is the client's, which stays in the
-            // table for the client's packets.
-            var candidate: Int?
-            var busy = false
-            for (k, p) in mp.paths.enumerated() where p.uplink == UInt8(u) {
-                switch p.state {
-                case .unused: break
-                case .failed:
-                    guard let r = p.retryAt else { break }
-                    if r > now { busy = true } else if k == 0 { mp.paths[0].retryAt = nil } else if candidate == nil { candidate = k }
-                default: busy = true
-                }
-            }
-            if busy { continue }
-            guard let local = up.addresses.first(where: { $0.sameFamily(as: c.key.server.address) }) else { continue }
-            let k: Int
-            if let candidate {
-                k = candidate
-                let old = mp.paths[k]
-                if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
-                    table[FlowKey(client: old.local, server: old.remote)] = nil
-                }
-            } else {
-                guard mp.paths.count < min(config.maxSubflows, 8) else { continue }
-                mp.paths.append(Path(local: c.key.client, remote: c.key.server))
-                k = mp.paths.count - 1
-            }
-            guard let port = freeJoinPort(local: local, remote: c.key.server) else { continue }
-            var p = Path(local: Endpoint(address: local, port: port), remote: c.key.server)
-            p.state = .joinSent
-            p.uplink = UInt8(u)
-            p.addressID = UInt8(truncatingIfNeeded: u + 1) // 0 is the client's own address
-            p.backup = up.backup
-            p.localISN = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
-            p.sndUna = p.localISN
-            p.sndNxt = p.localISN + 1
-            p.localNonce = UInt32(truncatingIfNeeded: rng.next())
-            p.tsOffset = UInt32(truncatingIfNeeded: rng.next())
-            p.timestamps = mp.clientTimestamps
-            p.joinSentAt = now
-            p.joinTries = 1
-            p.retryAt = now + Self.rejoinInterval
-            mp.paths[k] = p
-            table[FlowKey(client: p.local, server: p.remote)] = h | (k << 32)
-            sendJoinSYN(c, mp, k, now: now)
-            stats.joinsSent &+= 1
+        for target in mp.targets {
+            for u in config.uplinks.indices where !uplinkDown[u] { openJoin(&c, h, mp, target, uplink: u, now: now) }
         }
         scheduleTimer(&c, h, now: now)
+    }
+
+    private func openJoin(_ c: inout Connection, _ h: Int, _ mp: MPConn, _ target: (id: UInt8, remote: Endpoint), uplink u: Int,
+                          now: Instant) {
+        let up = config.uplinks[u]
+        // A failed subflow's slot is reused for its successor, except the
+        // initial one's: its 4-tuple is the client's, which stays in the
+        // table for the client's packets.
+        var candidate: Int?
+        var busy = false
+        for (k, p) in mp.paths.enumerated() where p.uplink == UInt8(u) && p.remote == target.remote {
+            switch p.state {
+            case .unused: break
+            case .failed:
+                guard let r = p.retryAt else { break }
+                if r > now { busy = true } else if k == 0 { mp.paths[0].retryAt = nil } else if candidate == nil { candidate = k }
+            default: busy = true
+            }
+        }
+        if busy { return }
+        guard let local = up.addresses.first(where: { $0.sameFamily(as: target.remote.address) }) else { return }
+        var slot = candidate
+        if slot == nil && mp.paths.count < min(config.maxSubflows, 8) {
+            mp.paths.append(Path(local: c.key.client, remote: c.key.server))
+            slot = mp.paths.count - 1
+        } else if slot == nil {
+            // The slot of a subflow to an address the peer has removed.
+            slot = mp.paths.indices.first { j in
+                j != 0 && mp.paths[j].state == .failed && !mp.targets.contains { $0.remote == mp.paths[j].remote }
+            }
+        }
+        guard let k = slot else { return }
+        let old = mp.paths[k]
+        if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
+            table[FlowKey(client: old.local, server: old.remote)] = nil
+        }
+        guard let port = freeJoinPort(local: local, remote: target.remote) else { return }
+        var p = Path(local: Endpoint(address: local, port: port), remote: target.remote)
+        p.remoteID = target.id
+        p.state = .joinSent
+        p.uplink = UInt8(u)
+        p.addressID = UInt8(truncatingIfNeeded: u + 1) // 0 is the client's own address
+        p.backup = up.backup
+        p.localISN = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
+        p.sndUna = p.localISN
+        p.sndNxt = p.localISN + 1
+        p.localNonce = UInt32(truncatingIfNeeded: rng.next())
+        p.tsOffset = UInt32(truncatingIfNeeded: rng.next())
+        p.timestamps = mp.clientTimestamps
+        p.joinSentAt = now
+        p.joinTries = 1
+        p.retryAt = now + Self.rejoinInterval
+        mp.paths[k] = p
+        table[FlowKey(client: p.local, server: p.remote)] = h | (k << 32)
+        sendJoinSYN(c, mp, k, now: now)
+        stats.joinsSent &+= 1
     }
 
     private func freeJoinPort(local: IPAddress, remote: Endpoint) -> UInt16? {
@@ -486,6 +498,7 @@ extension Engine {
                 return drop(.badMPTCP)
             }
             if flags & 1 != 0 { p.backup = true }
+            if case let .synAck(_, id, _, _) = opts.mpJoin { p.remoteID = id }
             p.remoteNonce = nonce
             p.remoteISN = t.seq
             p.rcvNxt = t.seq + 1
@@ -600,14 +613,41 @@ extension Engine {
             p.backup = opts.mpPrio.backup
         }
         if opts.has(.addAddr) && !opts.addAddr.echo {
-            // Echo the announcement (§3.4.1), or the peer keeps resending it.
-            // Joins towards announced addresses are not made: every uplink
-            // already has a subflow to the address the client chose.
             let a = opts.addAddr
             stats.addAddrReceived &+= 1
             mp.paths[k] = p
-            sendControl(c, mp, k, flags: TCPFlags.ack, now: now,
-                        first: .addAddr(AddAddr(echo: true, addressID: a.addressID, address: a.address, port: a.port)))
+            if a.hmac == MPTCPCrypto.addAddrHMAC(senderKey: c.remoteKey, receiverKey: c.localKey, addressID: a.addressID,
+                                                 address: a.address, port: a.port) {
+                // Echoed (§3.4.1: or the peer keeps resending it), then joined
+                // from every uplink, within `addAddrAccepted`.
+                sendControl(c, mp, k, flags: TCPFlags.ack, now: now,
+                            first: .addAddr(AddAddr(echo: true, addressID: a.addressID, address: a.address, port: a.port)))
+                acceptAnnounced(c, mp, a)
+                mpOpenJoins(&c, h, now: now)
+                p = mp.paths[k]
+            } else {
+                stats.addAddrRejected &+= 1 // §3.4.1: silently ignored
+            }
+        }
+        if opts.has(.removeAddr) {
+            // The peer no longer has these addresses: their subflows are
+            // reset (their data goes out again on the others) and not rejoined.
+            stats.removeAddrReceived &+= 1
+            mp.paths[k] = p
+            let ids = opts.removeAddr.addressIDs
+            for i in 0 ..< ids.count {
+                let id = ids[i]
+                mp.targets.removeAll { $0.id == id }
+                for j in mp.paths.indices where mp.paths[j].remoteID == id && mp.paths[j].state != .failed && mp.paths[j].state != .unused {
+                    failPath(&c, h, j, now: now, sendReset: true)
+                    mp.paths[j].retryAt = nil
+                }
+            }
+            p = mp.paths[k]
+            if p.state == .failed {
+                scheduleTimer(&c, h, now: now)
+                return drop(.consumed)
+            }
         }
 
         // Subflow-level receive.
@@ -1268,5 +1308,61 @@ extension Engine {
             }
         }
         return out
+    }
+}
+
+extension Engine {
+    /// A verified announcement: a new target address (or an announced one
+    /// moved), of the client's family, while fewer than `addAddrAccepted`.
+    func acceptAnnounced(_ c: Connection, _ mp: MPConn, _ a: AddAddr) {
+        let remote = Endpoint(address: a.address, port: a.port ?? c.key.server.port)
+        guard remote.address.sameFamily(as: c.key.server.address) else { return }
+        if let i = mp.targets.firstIndex(where: { $0.id == a.addressID && $0.id != 0 }) {
+            mp.targets[i].remote = remote
+        } else if !mp.targets.contains(where: { $0.remote == remote }),
+                  mp.targets.reduce(0, { $0 + ($1.id != 0 ? 1 : 0) }) < config.addAddrAccepted {
+            mp.targets.append((a.addressID, remote))
+        }
+    }
+}
+
+extension Engine {
+    /// The caller saw uplink `u` go down or come back (its link state). Down:
+    /// every subflow on it is given up at once, its data going out again on
+    /// the others (no waiting for RTOs), and the peer is sent a REMOVE_ADDR
+    /// for the uplink's address on a surviving subflow, so it stops sending
+    /// on those subflows too (its own timeouts would take seconds); no joins
+    /// from it while it is down. Up: joins from it are made again at once.
+    public func uplink(_ u: Int, isUp: Bool, now: Instant) {
+        guard u < uplinkDown.count, uplinkDown[u] == isUp else { return }
+        uplinkDown[u] = !isUp
+        for h in conns.indices {
+            guard var c = conns[h], let mp = c.mp, c.phase == .established, !mp.paths.isEmpty else { continue }
+            if isUp {
+                for k in mp.paths.indices where mp.paths[k].uplink == UInt8(u) && mp.paths[k].state == .failed && mp.paths[k].retryAt != nil {
+                    mp.paths[k].retryAt = now
+                }
+                mpOpenJoins(&c, h, now: now)
+            } else {
+                var ids = InlineBytes40()
+                for k in mp.paths.indices where mp.paths[k].uplink == UInt8(u) {
+                    switch mp.paths[k].state {
+                    case .active, .preEstablished, .joinSent:
+                        let id = mp.paths[k].addressID
+                        if mp.paths[k].state != .joinSent && !(0 ..< ids.count).contains(where: { ids[$0] == id }) { _ = ids.append(id) }
+                        failPath(&c, h, k, now: now, sendReset: false)
+                        stats.subflowsLinkDown &+= 1
+                    case .unused, .failed:
+                        break
+                    }
+                }
+                if ids.count > 0, let k = mp.paths.firstIndex(where: { $0.state == .active }) {
+                    sendControl(c, mp, k, flags: TCPFlags.ack, now: now, first: .removeAddr(RemoveAddr(addressIDs: ids)))
+                    stats.removeAddrSent &+= 1
+                }
+            }
+            scheduleTimer(&c, h, now: now)
+            conns[h] = c
+        }
     }
 }

@@ -91,6 +91,9 @@ struct Path {
     var remote: Endpoint
     var uplink: UInt8 = 0
     var addressID: UInt8 = 0
+    /// The peer's address ID of `remote` (0: the address the client chose),
+    /// which a REMOVE_ADDR names.
+    var remoteID: UInt8 = 0
     var backup = false
 
     // Sending side.
@@ -191,6 +194,10 @@ struct Path {
 /// `Connection` value that is copied on every packet).
 final class MPConn {
     var paths: [Path] = []
+    /// The peer's addresses a subflow is opened to from every uplink: the
+    /// one the client chose (ID 0), and those it announced (ADD_ADDR) and
+    /// has not removed.
+    var targets: [(id: UInt8, remote: Endpoint)] = []
     /// Send buffer: the client's bytes from `bufStart` (the peer's DATA_ACK)
     /// to `bufEnd`, at offset dsn % capacity.
     let capacity: Int

@@ -88,6 +88,10 @@ public struct EngineConfig: Sendable {
     /// Most subflows per connection (initial included), like the kernel's
     /// `ip mptcp limits set subflow`.
     public var maxSubflows = 8
+    /// Addresses announced by the peer (ADD_ADDR) that a connection joins,
+    /// from every uplink, like the kernel's `add_addr_accepted` limit; 0
+    /// only echoes the announcements.
+    public var addAddrAccepted = 8
     /// Bytes of client data a multipath connection may hold until the
     /// peer's DATA_ACK covers them (also caps the window the client sees).
     public var sendBuffer = 4 << 20
@@ -147,6 +151,13 @@ public struct EngineStats: Sendable, Equatable {
     public var rtoExpiries: UInt64 = 0
     public var reinjectedBytes: UInt64 = 0
     public var addAddrReceived: UInt64 = 0
+    /// Announcements whose HMAC did not check (ignored, RFC 8684 §3.4.1).
+    public var addAddrRejected: UInt64 = 0
+    public var removeAddrReceived: UInt64 = 0
+    /// Subflows given up at once because their uplink went down (reported
+    /// by the caller), and REMOVE_ADDRs sent to the peer for them.
+    public var subflowsLinkDown: UInt64 = 0
+    public var removeAddrSent: UInt64 = 0
     public var dataLevelRetransmits: UInt64 = 0
     /// Subflows reset because they held the send buffer full with data the
     /// others had delivered.

@@ -44,6 +44,9 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     public var recorder: Recorder?
 
     public let sender: RawSender?
+    /// Link state of the uplinks (multipath): changes go to the engine.
+    public var links: LinkMonitor?
+    private var uplinkUp: [UInt8: Bool] = [:]
 
     public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, sender: RawSender?, logger: Logger) {
         self.engine = engine
@@ -133,7 +136,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         guard sfd >= 0 else { throw QueueError("signalfd") }
         defer { close(sfd) }
         var fds = [pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
+                   pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: links?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0)]
         var nextStats = statsEvery.map { MonotonicClock.now() + $0 }
         logger.info("running", metadata: ["queue_fd": "\(queue.fileDescriptor)"])
         loop: while true {
@@ -146,7 +150,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 let ns = d.nanoseconds > now0.nanoseconds ? d.nanoseconds - now0.nanoseconds : 0
                 timeout = Int32(min((ns + 999_999) / 1_000_000, 1000))
             }
-            let r = poll(&fds, 2, timeout)
+            let r = poll(&fds, 3, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
             if fds[1].revents != 0 {
                 var si = signalfd_siginfo()
@@ -161,6 +165,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                     }
                 }
             }
+            if fds[2].revents != 0 { readLinks(now: MonotonicClock.now()) }
             if fds[0].revents != 0 {
                 // Drain what is ready, bounded so signals get a turn; timers
                 // that come due meanwhile run between reads.
@@ -180,6 +185,19 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         }
         logStats()
         recorder?.close()
+    }
+
+    /// Link changes of the uplinks: logged, and passed to the engine.
+    func readLinks(now: Instant) {
+        links?.read { index, up in
+            guard case let .uplink(u)? = interfaces.sides[index], uplinkUp[u] != up else { return }
+            let first = uplinkUp[u] == nil
+            uplinkUp[u] = up
+            if first && up { return } // the state at start
+            logger.info("uplink \(u) (\(interfaces.names[index] ?? "?")) \(up ? "up" : "down")")
+            engine.uplink(Int(u), isUp: up, now: now)
+            flushOutbox(now: now)
+        }
     }
 
     /// Runs the engine's timers that are due (retransmissions, joins,
@@ -210,7 +228,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "data_level_retransmits": "\(s.dataLevelRetransmits)", "dead_subflows": "\(s.deadSubflowsDetected)",
             "client_out_of_order": "\(s.clientOutOfOrder)", "spurious_recoveries": "\(s.spuriousRecoveries)",
             "held_for_client_window": "\(s.heldForClientWindow)", "lan_retransmits": "\(s.lanRetransmits)",
-            "download_not_kept": "\(s.downloadNotKept)",
+            "download_not_kept": "\(s.downloadNotKept)", "add_addr_received": "\(s.addAddrReceived)",
+            "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")
