@@ -83,4 +83,11 @@ import Testing
         let o = try Self.script("linkdown.sh")
         Self.assertAllChecksPassed(o, minimumChecks: 13)
     }
+
+    /// Issue 4: a cut beyond the gateway that the link router reports with
+    /// ICMP unreachable (each direction): failed over at once, rejoined.
+    @Test func icmpUnreachableAgainstTheKernel() throws {
+        let o = try Self.script("icmp.sh")
+        Self.assertAllChecksPassed(o, minimumChecks: 14)
+    }
 }

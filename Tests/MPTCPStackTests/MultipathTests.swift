@@ -585,6 +585,45 @@ extension MultipathTests {
         s.h.engine.uplink(1, isUp: true, now: s.h.now)
         #expect(s.drain().filter { $0.side == .uplink(1) && $0.packet.flags == SYN }.count == 1)
     }
+
+    @Test("ICMP destination unreachable about a subflow's segment in flight: that subflow given up, REMOVE_ADDR, rejoined later; other ICMP ignored")
+    func icmpUnreachable() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 41)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: randomBytes(1400 * 14, &rng)))
+        let on1 = s.out(e, .uplink(1))
+        let seg = try #require(on1.first)
+        // A router on uplink 1's path reports the segment undeliverable (the
+        // error quotes its IP header and the first 8 bytes of TCP).
+        func unreachable(quoting q: [UInt8], type: UInt8 = 3) -> [UInt8] {
+            let router: [UInt8] = [192, 0, 2, 1]
+            let body = [type, 1, 0, 0, 0, 0, 0, 0] + Array(q.prefix(28))
+            let total = 20 + body.count
+            var ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0, 0, 64, IPProtocol.icmp, 0, 0] + router
+            ip += Array(q[12 ..< 16]) // to the segment's sender
+            return ip + body
+        }
+        // Not in flight (a sequence number far off): ignored.
+        var forged = seg.bytes
+        forged[24] ^= 0x80
+        #expect(s.h.send(unreachable(quoting: forged), .uplink(1), acceptedCheck: .none).verdict == .accept)
+        // Another ICMP type (time exceeded): not even looked at.
+        #expect(s.h.send(unreachable(quoting: seg.bytes, type: 11), .uplink(1), acceptedCheck: .none).verdict == .accept)
+        #expect(s.h.engine.stats.subflowsUnreachable == 0 && s.h.engine.stats.icmpUnreachable == 1)
+        // In flight: the subflow is given up, the peer told, its data resent on uplink 0 as room allows.
+        let r = s.h.send(unreachable(quoting: seg.bytes), .uplink(1), acceptedCheck: .none)
+        #expect(r.verdict == .accept)
+        #expect(s.h.engine.stats.subflowsUnreachable == 1 && s.h.engine.stats.removeAddrSent == 1)
+        let removes = s.out(r, .uplink(0)).compactMap { d in
+            d.mptcp.lazy.compactMap { if case .removeAddr(let x) = $0 { return x } else { return nil } }.first
+        }
+        #expect(removes.count == 1 && removes.first?.addressIDs[0] == 2)
+        #expect(s.out(r, .uplink(1)).isEmpty)
+        // A second later it is joined again.
+        s.h.advance(.milliseconds(1100))
+        #expect(s.timerOut(.uplink(1)).contains { $0.flags == SYN })
+    }
 }
 
 /// Subflow k's congestion window from the engine's state dump.

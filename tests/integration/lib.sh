@@ -281,6 +281,19 @@ restore_uplink() {
     in_ns $L iptables -D FORWARD -j DROP 2>/dev/null; in_ns $L ip6tables -D FORWARD -j DROP 2>/dev/null
     return 0
 }
+# A cut beyond the gateway that link router K reports: it answers everything
+# it would forward with destination unreachable (ICMP, ICMPv6).
+cut_uplink_icmp() {
+    local L; L=$(_mp_link_ns $1)
+    in_ns $L iptables -I FORWARD 1 -j REJECT --reject-with icmp-net-unreachable
+    in_ns $L ip6tables -I FORWARD 1 -j REJECT --reject-with icmp6-no-route
+}
+restore_uplink_icmp() {
+    local L; L=$(_mp_link_ns $1)
+    in_ns $L iptables -D FORWARD -j REJECT --reject-with icmp-net-unreachable 2>/dev/null
+    in_ns $L ip6tables -D FORWARD -j REJECT --reject-with icmp6-no-route 2>/dev/null
+    return 0
+}
 # A cut G can see: its uplink interface K goes down (the kernel drops the
 # routes through it); uplink_up brings it back and puts the routes back.
 uplink_down() { ip -n $MP_G link set g$1 down; }

@@ -71,7 +71,15 @@ public final class Engine<RNG: RandomNumberGenerator> {
         stats.packets &+= 1
         let v: TCPPacketView
         do { v = try TCPPacketView(packet) } catch {
-            if error == .notTCP { stats.notTCP &+= 1 } else { stats.malformed &+= 1 }
+            if error == .notTCP {
+                if case .uplink = side, config.multipath, let e = try? ICMPUnreachableView(packet) {
+                    icmpUnreachable(e, now: now)
+                } else {
+                    stats.notTCP &+= 1
+                }
+            } else {
+                stats.malformed &+= 1
+            }
             return .accept
         }
         let src = Endpoint(address: v.source, port: v.tcp.sourcePort)

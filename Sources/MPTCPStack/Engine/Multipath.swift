@@ -1344,25 +1344,57 @@ extension Engine {
                 }
                 mpOpenJoins(&c, h, now: now)
             } else {
-                var ids = InlineBytes40()
-                for k in mp.paths.indices where mp.paths[k].uplink == UInt8(u) {
-                    switch mp.paths[k].state {
-                    case .active, .preEstablished, .joinSent:
-                        let id = mp.paths[k].addressID
-                        if mp.paths[k].state != .joinSent && !(0 ..< ids.count).contains(where: { ids[$0] == id }) { _ = ids.append(id) }
-                        failPath(&c, h, k, now: now, sendReset: false)
-                        stats.subflowsLinkDown &+= 1
-                    case .unused, .failed:
-                        break
-                    }
-                }
-                if ids.count > 0, let k = mp.paths.firstIndex(where: { $0.state == .active }) {
-                    sendControl(c, mp, k, flags: TCPFlags.ack, now: now, first: .removeAddr(RemoveAddr(addressIDs: ids)))
-                    stats.removeAddrSent &+= 1
-                }
+                stats.subflowsLinkDown &+= UInt64(abandon(&c, h, mp, now: now) { $0.uplink == UInt8(u) })
             }
             scheduleTimer(&c, h, now: now)
             conns[h] = c
         }
+    }
+
+    /// A destination-unreachable error about a segment of one of our
+    /// subflows (from a router on its path, or the peer): with another
+    /// subflow working, that subflow is given up at once, as if its uplink
+    /// had gone down (a single-path TCP would treat the error as soft, RFC
+    /// 5461; here the data has somewhere else to go), and joined again after
+    /// `rejoinInterval`. Only for a sequence number we have in flight (RFC
+    /// 5927 §4.1: a blind attacker does not know it).
+    func icmpUnreachable(_ e: ICMPUnreachableView, now: Instant) {
+        stats.icmpUnreachable &+= 1
+        guard let entry = table[FlowKey(client: e.source, server: e.destination)] else { return }
+        let h = entry & 0xffff_ffff, k = entry >> 32
+        guard var c = conns[h], let mp = c.mp, c.phase == .established, k < mp.paths.count else { return }
+        let p = mp.paths[k]
+        guard p.state == .active || p.state == .preEstablished || p.state == .joinSent,
+              !(e.seq < p.sndUna), !(p.sndNxt < e.seq),
+              mp.paths.indices.contains(where: { $0 != k && mp.paths[$0].state == .active }) else { return }
+        let target = p.local
+        stats.subflowsUnreachable &+= UInt64(abandon(&c, h, mp, now: now) { $0.local == target })
+        scheduleTimer(&c, h, now: now)
+        conns[h] = c
+    }
+
+    /// Gives up the live subflows that `which` selects (their data goes out
+    /// again on the others) and tells the peer with a REMOVE_ADDR of their
+    /// addresses on a surviving subflow, so it stops sending on them too.
+    /// Returns how many were given up.
+    private func abandon(_ c: inout Connection, _ h: Int, _ mp: MPConn, now: Instant, _ which: (Path) -> Bool) -> Int {
+        var ids = InlineBytes40()
+        var n = 0
+        for k in mp.paths.indices where which(mp.paths[k]) {
+            switch mp.paths[k].state {
+            case .active, .preEstablished, .joinSent:
+                let id = mp.paths[k].addressID
+                if mp.paths[k].state != .joinSent && !(0 ..< ids.count).contains(where: { ids[$0] == id }) { _ = ids.append(id) }
+                failPath(&c, h, k, now: now, sendReset: false)
+                n += 1
+            case .unused, .failed:
+                break
+            }
+        }
+        if ids.count > 0, let k = mp.paths.firstIndex(where: { $0.state == .active }) {
+            sendControl(c, mp, k, flags: TCPFlags.ack, now: now, first: .removeAddr(RemoveAddr(addressIDs: ids)))
+            stats.removeAddrSent &+= 1
+        }
+        return n
     }
 }

@@ -157,6 +157,10 @@ public struct EngineStats: Sendable, Equatable {
     /// Subflows given up at once because their uplink went down (reported
     /// by the caller), and REMOVE_ADDRs sent to the peer for them.
     public var subflowsLinkDown: UInt64 = 0
+    /// ICMP / ICMPv6 destination-unreachable errors seen on the uplinks, and
+    /// subflows given up because of one.
+    public var icmpUnreachable: UInt64 = 0
+    public var subflowsUnreachable: UInt64 = 0
     public var removeAddrSent: UInt64 = 0
     public var dataLevelRetransmits: UInt64 = 0
     /// Subflows reset because they held the send buffer full with data the

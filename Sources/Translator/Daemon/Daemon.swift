@@ -230,6 +230,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "held_for_client_window": "\(s.heldForClientWindow)", "lan_retransmits": "\(s.lanRetransmits)",
             "download_not_kept": "\(s.downloadNotKept)", "add_addr_received": "\(s.addAddrReceived)",
             "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
+            "remove_addr_sent": "\(s.removeAddrSent)", "subflows_link_down": "\(s.subflowsLinkDown)",
+            "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")
