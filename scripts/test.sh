@@ -10,8 +10,10 @@ if grep -rnE '^\s*import\s+(Foundation|Glibc|Dispatch|Musl)' Sources/MPTCPStack;
   echo "test: Sources/MPTCPStack must not import Foundation/Glibc/Dispatch/Musl" >&2
   exit 1
 fi
-# The integration tests run the release binaries (throughput figures).
+# The integration tests run the release binaries (throughput figures, and
+# heap allocations per packet as shipped: Bench).
 swift build -c release --product nfq-mptcp
 swift build -c release --product linkemu
+swift build -c release --product Bench
 swift build --build-tests
 swift test --skip-build "$@"

@@ -32,9 +32,20 @@ struct EngineBench: ParsableCommand {
     @Flag(help: "A short run (smoke test).")
     var quick = false
 
+    @Flag(help: "A download through two uplinks instead (rounds of peer data on each subflow and a client ACK).")
+    var twoUplinks = false
+
     func run() throws {
         let n = quick ? 2_000 : rounds
-        let w = EngineWorkload(rounds: n, segmentSize: segmentSize)
+        if twoUplinks {
+            // Two of every three segments are peer data (rewritten); the third is the client's ACK.
+            try measure(MultipathDownloadWorkload(rounds: n, segmentSize: segmentSize), n, what: "two-uplink download") { $0 * 2 / 3 }
+        } else {
+            try measure(EngineWorkload(rounds: n, segmentSize: segmentSize), n, what: "one uplink, both directions") { $0 }
+        }
+    }
+
+    private func measure(_ w: some TranslationWorkload, _ n: Int, what: String, rewritesExpected: (Int) -> Int) throws {
         let warm = min(n / 10, 1000)
         w.run(0 ..< warm)
         if let t = getenv("NFQ_ALLOC_TRACE") { nfq_alloc_trace(Int32(atoi(t))) }
@@ -46,10 +57,10 @@ struct EngineBench: ParsableCommand {
         let allocs = nfq_alloc_count() - a0
         let ns = Double(t1.tv_sec - t0.tv_sec) * 1e9 + Double(t1.tv_nsec - t0.tv_nsec)
         let perSeg = ns / Double(r.segments)
-        print("engine: \(r.segments) segments (\(segmentSize)-byte payloads), \(r.rewrites) rewritten")
+        print("engine (\(what)): \(r.segments) segments (\(segmentSize)-byte payloads), \(r.rewrites) rewritten")
         print(String(format: "engine: %.1f ns/segment, %.3f heap allocations/segment (%lu in total)",
                      perSeg, Double(allocs) / Double(r.segments), allocs))
-        if r.rewrites != r.segments { throw ValidationError("not every segment was translated: the workload is broken") }
+        if r.rewrites != rewritesExpected(r.segments) { throw ValidationError("not every data segment was translated: the workload is broken") }
     }
 }
 

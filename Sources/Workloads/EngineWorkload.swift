@@ -1,14 +1,57 @@
 import MPTCPStack
 
+/// A prepared sequence of packets for the engine, run a range of rounds at a
+/// time (for timing and for counting heap allocations).
+public protocol TranslationWorkload: AnyObject {
+    /// Runs rounds `range`: the segments handled and how many were rewrites.
+    @discardableResult
+    func run(_ range: Range<Int>) -> (segments: Int, rewrites: Int)
+}
+
+/// Rounds of packets, each with the side it enters by, fed to an engine
+/// 1 µs apart; what the engine originates is dropped after each round.
+struct PreparedRounds {
+    var rounds: [[(packet: [UInt8], side: Side)]] = []
+    var clock = Instant(nanoseconds: 1_000_000_000)
+
+    mutating func run<R>(_ engine: Engine<R>, _ range: Range<Int>, gso: Bool) -> (segments: Int, rewrites: Int) {
+        var rewrites = 0, segs = 0
+        for i in range {
+            for j in rounds[i].indices {
+                clock.nanoseconds &+= 1000
+                let side = rounds[i][j].side
+                let v = rounds[i][j].packet.withUnsafeBytes { engine.handle(packet: $0, side: side, gso: gso, now: clock) }
+                if case .rewrite = v { rewrites += 1 }
+                segs += 1
+            }
+            engine.outbox.removeAll()
+        }
+        return (segs, rewrites)
+    }
+}
+
+/// An IPv4 TCP segment with checksums.
+func ipv4Segment(from: (IPv4Address, UInt16), to: (IPv4Address, UInt16), seq: UInt32, ack: UInt32, flags: UInt8,
+                 window: UInt16, options: [TCPOption], payload: [UInt8] = []) -> [UInt8] {
+    var list = TCPOptionList()
+    for o in options { list.append(o) }
+    var p = TCPPacket(ipHeader: .v4(IPv4Header(totalLength: 0, source: from.0, destination: to.0)),
+                      tcpHeader: TCPHeader(sourcePort: from.1, destinationPort: to.1, seq: TCPSeq(seq), ack: TCPSeq(ack),
+                                           flags: flags, window: window, options: list),
+                      payload: payload)
+    p.fixLengthsAndChecksums()
+    return (try? p.emitted()) ?? []
+}
+
 /// A steady-state translation workload for the engine alone: one MPTCP
 /// connection (handshake done), then rounds of client data, peer DATA_ACK,
 /// peer data and client ACK, all packets built before the clock starts.
 /// Used by `Bench engine` (nanoseconds and heap allocations per segment) and
 /// by the allocation test.
-public final class EngineWorkload {
+public final class EngineWorkload: TranslationWorkload {
     public let engine: Engine<SeededRandom>
-    private var rounds: [[[UInt8]]] = [] // per round: clientData, peerAck, peerData, clientAck
-    private var t = Instant(nanoseconds: 1_000_000_000)
+    private var prepared = PreparedRounds() // per round: clientData, peerAck, peerData, clientAck
+    private var t: Instant { prepared.clock }
     public let segmentSize: Int
 
     static let client = IPv4Address(10, 31, 1, 1), server = IPv4Address(10, 31, 2, 2)
@@ -52,7 +95,7 @@ public final class EngineWorkload {
                                               .mptcp(.dss(DSS(dataAck: lIDSN &+ UInt64(up &+ k), mapping: map)))], payload: payload)
             let cAck = Self.packet(fromClient: true, seq: Self.cISN &+ up &+ k, ack: Self.sISN &+ down &+ k, flags: TCPFlags.ack,
                                    options: [.noOperation, .noOperation, ts])
-            rounds.append([cData, pAck, pData, cAck])
+            prepared.rounds.append([(cData, .lan), (pAck, .uplink(0)), (pData, .uplink(0)), (cAck, .lan)])
             up &+= k; down &+= k
         }
     }
@@ -66,32 +109,14 @@ public final class EngineWorkload {
     /// many verdicts were rewrites (all of them, when translation works).
     @discardableResult
     public func run(_ range: Range<Int>) -> (segments: Int, rewrites: Int) {
-        var rewrites = 0, segs = 0
-        let gso = segmentSize > 1500
-        for i in range {
-            for j in 0 ..< 4 {
-                t.nanoseconds &+= 1000
-                let v = rounds[i][j].withUnsafeBytes { engine.handle(packet: $0, side: j == 0 || j == 3 ? .lan : .uplink(0), gso: gso, now: t) }
-                if case .rewrite = v { rewrites += 1 }
-                segs += 1
-            }
-            engine.outbox.removeAll()
-        }
-        return (segs, rewrites)
+        prepared.run(engine, range, gso: segmentSize > 1500)
     }
 
-    public var roundCount: Int { rounds.count }
+    public var roundCount: Int { prepared.rounds.count }
 
     static func packet(fromClient: Bool, seq: UInt32, ack: UInt32, flags: UInt8, options: [TCPOption], payload: [UInt8] = []) -> [UInt8] {
-        var list = TCPOptionList()
-        for o in options { list.append(o) }
-        let (s, d) = fromClient ? (client, server) : (server, client)
-        let (sp, dp) = fromClient ? (cport, sport) : (sport, cport)
-        var p = TCPPacket(ipHeader: .v4(IPv4Header(totalLength: 0, source: s, destination: d)),
-                          tcpHeader: TCPHeader(sourcePort: sp, destinationPort: dp, seq: TCPSeq(seq), ack: TCPSeq(ack),
-                                               flags: flags, window: 1000, options: list),
-                          payload: payload)
-        p.fixLengthsAndChecksums()
-        return (try? p.emitted()) ?? []
+        let c = (client, cport), s = (server, sport)
+        return ipv4Segment(from: fromClient ? c : s, to: fromClient ? s : c, seq: seq, ack: ack, flags: flags, window: 1000,
+                           options: options, payload: payload)
     }
 }

@@ -14,19 +14,8 @@ import Testing
     }
 
     static func script(_ name: String, env: [String: String] = [:]) throws -> Outcome {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [root.appendingPathComponent("tests/integration/\(name)").path]
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        print(text) // the figures and each check, in the test log
-        return Outcome(status: p.terminationStatus, lines: text.split(separator: "\n").map(String.init))
+        let r = try runCapturingOutput("/bin/bash", [root.appendingPathComponent("tests/integration/\(name)").path], env: env)
+        return Outcome(status: r.status, lines: r.text.split(separator: "\n").map(String.init))
     }
 
     static func assertAllChecksPassed(_ o: Outcome, minimumChecks: Int) {

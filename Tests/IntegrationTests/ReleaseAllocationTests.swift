@@ -1,0 +1,25 @@
+import Foundation
+import Testing
+
+/// Heap allocations per packet in the build that ships (release), from
+/// `Bench engine`: steady-state translation with one uplink (both
+/// directions) and a download through two uplinks (peer data on both
+/// subflows, copied into the download buffer; the client's ACKs). The debug
+/// build's unspecialized generic iterators allocate where the release build
+/// does not, so the two-uplink path is measured here; the one-uplink path is
+/// also held to zero in the debug build (TranslatorTests.AllocationTests).
+@Suite struct ReleaseAllocationTests {
+    static func bench(_ args: [String]) throws -> String {
+        let bin = NetnsTests.root.appendingPathComponent(".build/release/Bench").path
+        #expect(FileManager.default.isExecutableFile(atPath: bin), "\(bin) not built (scripts/test.sh builds it)")
+        let (status, text) = try runCapturingOutput(bin, ["engine", "--rounds", "20000"] + args)
+        #expect(status == 0, "Bench exited \(status): \(text)")
+        return text
+    }
+
+    @Test(arguments: [[], ["--two-uplinks"]])
+    func noHeapAllocationPerSegment(_ args: [String]) throws {
+        let text = try Self.bench(args)
+        #expect(text.contains("0.000 heap allocations/segment (0 in total)"), "\(text)")
+    }
+}
