@@ -92,8 +92,6 @@ public final class MultipathDownloadWorkload: TranslationWorkload {
         prepared.run(engine, range, gso: segmentSize > 1500)
     }
 
-    public var roundCount: Int { prepared.rounds.count }
-
     static func packet(_ from: Endpoint, _ to: Endpoint, seq: UInt32, ack: UInt32, flags: UInt8, options: [TCPOption],
                        payload: [UInt8] = []) -> [UInt8] {
         guard case let .v4(sa) = from.address, case let .v4(da) = to.address else { return [] }

@@ -48,8 +48,6 @@ final class DownBuffer {
     }
     deinit { storage.deallocate() }
 
-    var hasHeld: Bool { segments.contains { $0.sentAt == nil } }
-
     /// Keeps `bytes` (the peer's data at `dsn`), sent to the client at
     /// `sentAt`, or held for its window when nil (then in pieces of at most
     /// `piece` bytes, to go out as the window allows). What lies below `base`
