@@ -6,7 +6,6 @@ import Testing
 /// check and `RESULT k=v` figures; every FAIL line is recorded here. They
 /// need root (CI runs as root); without it they fail, they do not skip.
 @Suite(.serialized) struct NetnsTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     struct Outcome {
         var status: Int32
@@ -14,7 +13,7 @@ import Testing
     }
 
     static func script(_ name: String, env: [String: String] = [:]) throws -> Outcome {
-        let r = try runCapturingOutput("/bin/bash", [root.appendingPathComponent("tests/integration/\(name)").path], env: env)
+        let r = try runCapturingOutput("/bin/bash", [repositoryRoot.appendingPathComponent("tests/integration/\(name)").path], env: env)
         return Outcome(status: r.status, lines: r.text.split(separator: "\n").map(String.init))
     }
 
@@ -50,33 +49,18 @@ import Testing
         Self.assertAllChecksPassed(o, minimumChecks: 21)
     }
 
-    /// Issue 4: `--uplink g2:backup`: the join carries the backup flag, the
-    /// backup uplink carries no data while uplink 1 works, and the transfer
-    /// (each direction) when uplink 1 is cut.
-    @Test func backupUplinkAgainstTheKernel() throws {
-        let o = try Self.script("backup.sh")
-        Self.assertAllChecksPassed(o, minimumChecks: 9)
-    }
-
-    /// Issue 4: the server announces its second address (ADD_ADDR): joined
-    /// from both uplinks; then removed (REMOVE_ADDR) mid-download.
-    @Test func announcedAddressesAgainstTheKernel() throws {
-        let o = try Self.script("addaddr.sh")
-        Self.assertAllChecksPassed(o, minimumChecks: 8)
-    }
-
-    /// Issue 4: the gateway's uplink 1 interface goes down and comes back
-    /// mid-transfer (each direction): seen from rtnetlink, failed over at
-    /// once, REMOVE_ADDR to the kernel, rejoined.
-    @Test func linkDownAgainstTheKernel() throws {
-        let o = try Self.script("linkdown.sh")
-        Self.assertAllChecksPassed(o, minimumChecks: 13)
-    }
-
-    /// Issue 4: a cut beyond the gateway that the link router reports with
-    /// ICMP unreachable (each direction): failed over at once, rejoined.
-    @Test func icmpUnreachableAgainstTheKernel() throws {
-        let o = try Self.script("icmp.sh")
-        Self.assertAllChecksPassed(o, minimumChecks: 14)
+    /// Issue 4, each direction against the kernel:
+    /// - `backup.sh`: `--uplink g2:backup`: the join carries the backup
+    ///   flag, the backup uplink carries no data while uplink 1 works, and
+    ///   the transfer when uplink 1 is cut;
+    /// - `addaddr.sh`: the server announces its second address (ADD_ADDR):
+    ///   joined from both uplinks; then removed (REMOVE_ADDR) mid-download;
+    /// - `linkdown.sh`: the gateway's uplink 1 interface goes down and comes
+    ///   back: seen from rtnetlink, failed over at once, REMOVE_ADDR, rejoined;
+    /// - `icmp.sh`: a cut beyond the gateway that the link router reports
+    ///   with ICMP unreachable: failed over at once, rejoined.
+    @Test(arguments: [("backup.sh", 9), ("addaddr.sh", 8), ("linkdown.sh", 13), ("icmp.sh", 14)])
+    func multipathFailuresAgainstTheKernel(script: String, minimumChecks: Int) throws {
+        Self.assertAllChecksPassed(try Self.script(script), minimumChecks: minimumChecks)
     }
 }

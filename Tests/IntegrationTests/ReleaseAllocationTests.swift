@@ -10,7 +10,7 @@ import Testing
 /// also held to zero in the debug build (TranslatorTests.AllocationTests).
 @Suite struct ReleaseAllocationTests {
     static func bench(_ args: [String]) throws -> String {
-        let bin = NetnsTests.root.appendingPathComponent(".build/release/Bench").path
+        let bin = repositoryRoot.appendingPathComponent(".build/release/Bench").path
         #expect(FileManager.default.isExecutableFile(atPath: bin), "\(bin) not built (scripts/test.sh builds it)")
         let (status, text) = try runCapturingOutput(bin, ["engine", "--rounds", "20000"] + args)
         #expect(status == 0, "Bench exited \(status): \(text)")

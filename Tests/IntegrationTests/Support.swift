@@ -1,5 +1,8 @@
 import Foundation
 
+/// The repository's root (this file is Tests/IntegrationTests/Support.swift).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
 /// Runs `path` with `arguments` (environment: ours, with `env` on top),
 /// stdout and stderr together; prints the output into the test log.
 func runCapturingOutput(_ path: String, _ arguments: [String], env: [String: String] = [:]) throws -> (status: Int32, text: String) {

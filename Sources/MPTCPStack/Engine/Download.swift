@@ -127,6 +127,17 @@ final class DownBuffer {
         return at + Self.reorderWindow < deliveredSentAt
     }
 
+    /// Something sent is outstanding: the tail-loss timer runs (if it does
+    /// not already).
+    func startTimer(now: Instant) {
+        if timerAt == nil { timerAt = now + .nanoseconds(Int64(rto * 1e9)) }
+    }
+
+    /// The timer from now, while anything sent is unacknowledged.
+    func restartTimer(now: Instant) {
+        timerAt = oldestSent == nil ? nil : now + .nanoseconds(Int64(rto * 1e9))
+    }
+
     func markSent(_ i: Int, at now: Instant) {
         if segments[i].sentAt != nil { segments[i].retransmitted = true }
         segments[i].sentAt = now
@@ -171,10 +182,26 @@ extension Engine {
         return d
     }
 
-    /// Whether a peer segment ending at `end` (DSN) lies beyond the client's window.
-    func beyondClientWindow(_ mp: MPConn, end: UInt64) -> Bool {
-        guard let e = mp.clientEdge else { return false }
-        return dsnBefore(e, end)
+    /// A peer segment about to be forwarded to the client: kept (a copy, in
+    /// case the LAN loses it), or held instead when it lies beyond the
+    /// client's window (the peer overran it), to go out as the window opens.
+    /// Returns whether to forward it now. When the buffer has no room it is
+    /// forwarded without a copy.
+    func keepForClient(_ c: inout Connection, _ mp: MPConn, dsn: UInt64, _ payload: UnsafeRawBufferPointer, fin: Bool,
+                       now: Instant) -> Bool {
+        let d = downBuffer(c, mp)
+        if let edge = mp.clientEdge, dsnBefore(edge, dsn &+ UInt64(payload.count)) {
+            if d.keep(dsn: dsn, payload, fin: fin, sentAt: nil, piece: downPiece(mp)) {
+                stats.heldForClientWindow &+= 1
+                sendHeld(&c, mp, now: now)
+                return false
+            }
+        } else if d.keep(dsn: dsn, payload, fin: fin, sentAt: now, piece: downPiece(mp)) {
+            d.startTimer(now: now)
+            return true
+        }
+        stats.downloadNotKept &+= 1
+        return true
     }
 
     /// The client's ACK (already folded into `dataAckToPeer` and
@@ -201,7 +228,7 @@ extension Engine {
             i += 1
         }
         sendHeld(&c, mp, now: now)
-        if delivered || d.segments.isEmpty { armDownTimer(d, now: now) }
+        if delivered || d.segments.isEmpty { d.restartTimer(now: now) }
     }
 
     /// Sends held segments the client's window now admits, lowest DSN first.
@@ -210,11 +237,6 @@ extension Engine {
         while outbox.count < Outbox.slots - 8, let i = d.nextHeld(within: edge) {
             sendDown(&c, mp, d, i, now: now)
         }
-    }
-
-    /// The tail-loss timer: from now, while anything sent is unacknowledged.
-    func armDownTimer(_ d: DownBuffer, now: Instant) {
-        d.timerAt = d.oldestSent == nil ? nil : now + .nanoseconds(Int64(d.rto * 1e9))
     }
 
     /// The tail-loss timer fired: the client has acknowledged nothing we sent
@@ -226,7 +248,7 @@ extension Engine {
         sendDown(&c, mp, d, i, now: now)
         stats.lanRetransmits &+= 1
         d.rto = min(d.rto * 2, 8)
-        d.timerAt = now + .nanoseconds(Int64(d.rto * 1e9))
+        d.restartTimer(now: now)
     }
 
     /// Segment `i` of the download buffer to the client, from the gateway
@@ -257,6 +279,6 @@ extension Engine {
         mp.lastAckToClient = ack
         mp.lastWindowToClient = window
         d.markSent(i, at: now)
-        if d.timerAt == nil { d.timerAt = now + .nanoseconds(Int64(d.rto * 1e9)) }
+        d.startTimer(now: now)
     }
 }

@@ -683,29 +683,11 @@ extension Engine {
         mp.paths[k] = p
 
         var verdict = Verdict.drop(.consumed)
+        let fin = forward && c.peerDataFinDSN == dsn &+ UInt64(n)
+        if fin { c.peerFinForwarded = true }
+        if forward { forward = keepForClient(&c, mp, dsn: dsn, t.payload, fin: fin, now: now) }
         if forward {
-            let fin = c.peerDataFinDSN == dsn &+ UInt64(n)
-            if fin { c.peerFinForwarded = true }
-            let d = downBuffer(c, mp)
-            if beyondClientWindow(mp, end: dsn &+ UInt64(n)) {
-                // Beyond the client's window (the peer overran it): held and
-                // sent as the window opens.
-                if d.keep(dsn: dsn, t.payload, fin: fin, sentAt: nil, piece: downPiece(mp)) {
-                    stats.heldForClientWindow &+= 1
-                    forward = false
-                    sendHeld(&c, mp, now: now)
-                } else {
-                    stats.downloadNotKept &+= 1
-                }
-            } else if !d.keep(dsn: dsn, t.payload, fin: fin, sentAt: now, piece: downPiece(mp)) {
-                stats.downloadNotKept &+= 1
-            } else if d.timerAt == nil {
-                armDownTimer(d, now: now)
-            }
-        }
-        if forward {
-            var flags = TCPFlags.ack | (t.flags & TCPFlags.psh)
-            if c.peerDataFinDSN == dsn &+ UInt64(n) { flags |= TCPFlags.fin }
+            let flags = TCPFlags.ack | (t.flags & TCPFlags.psh) | (fin ? TCPFlags.fin : 0)
             let seq = c.clientSeq(ofDownloadDSN: dsn)
             let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
             if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
