@@ -586,6 +586,52 @@ extension MultipathTests {
         #expect(s.drain().filter { $0.side == .uplink(1) && $0.packet.flags == SYN }.count == 1)
     }
 
+    @Test("download stalled at a hole while the other subflow delivers: the silent subflow gets one probe; unanswered, it is given up and the peer hears REMOVE_ADDR; answered, it stays")
+    func stalledDownloadProbe() throws {
+        for answered in [false, true] {
+            let s = MPScript()
+            try s.twoSubflows()
+            var rng = SplitMix64(seed: 51)
+            // Subflow 1 brings data 3000 bytes beyond the client's next byte
+            // (what subflow 0 was carrying never comes): forwarded, and the
+            // client can only repeat its ACK.
+            s.h.advance(.milliseconds(10))
+            let m = DSSMapping(dsn: s.R &+ 1 &+ 3000, subflowSeq: 1, length: 1000)
+            _ = s.onJoin(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m)], payload: randomBytes(1000, &rng))
+            _ = s.h.lan(s.c.fromClient(seq: 1, ack: 1))
+            // Not yet stalled: no probe.
+            s.h.advance(.milliseconds(100))
+            #expect(s.timerOut(.uplink(0)).isEmpty)
+            // Stalled for 150 ms: one keepalive on subflow 0 (a byte below what it sent, no data).
+            s.h.advance(.milliseconds(60))
+            let probes = s.timerOut(.uplink(0))
+            #expect(probes.count == 1 && probes.first?.payload.isEmpty == true && probes.first?.flags == ACK)
+            if answered {
+                _ = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1)]))
+            } else {
+                // Subflow 1 keeps delivering meanwhile.
+                let m2 = DSSMapping(dsn: s.R &+ 1 &+ 4000, subflowSeq: 1001, length: 500)
+                _ = s.onJoin(seq: 1001, ack: 1, mptcp: [s.peerDSS(s.L &+ 1, mapping: m2)], payload: randomBytes(500, &rng))
+            }
+            s.h.advance(.milliseconds(130))
+            s.h.runTimers()
+            let out = s.drain()
+            let removes = out.filter { $0.side == .uplink(1) }.compactMap { d in
+                d.packet.mptcp.lazy.compactMap { if case .removeAddr(let x) = $0 { return x } else { return nil } }.first
+            }
+            if answered {
+                #expect(removes.isEmpty && s.h.engine.stats.deadSubflowsDetected == 0)
+            } else {
+                // Subflow 0 (address ID 0) given up: REMOVE_ADDR on subflow 1, no reset on a dead path needed.
+                #expect(removes.count == 1 && removes.first?.addressIDs.count == 1 && removes.first?.addressIDs[0] == 0)
+                #expect(s.h.engine.stats.deadSubflowsDetected == 1 && s.h.engine.stats.removeAddrSent == 1)
+                // Joined again from uplink 0 a second later.
+                s.h.advance(.milliseconds(1100))
+                #expect(s.timerOut(.uplink(0)).contains { $0.flags == SYN })
+            }
+        }
+    }
+
     @Test("ICMP destination unreachable about a subflow's segment in flight: that subflow given up, REMOVE_ADDR, rejoined later; other ICMP ignored")
     func icmpUnreachable() throws {
         let s = MPScript()

@@ -10,7 +10,8 @@
 # DURATION (default 20 s) sets each throughput measurement's length.
 # Debugging: ONLY=throughput stops after the throughput part (printing qdisc,
 # server and client TCP counters; see watch_transfer for what it saves each
-# second of a transfer); ONLY=up skips the download failover. UPTRACE=1 saves the
+# second of a transfer); ONLY=up skips the download failover; ONLY=failover
+# runs only the two failovers (FOPCAP=1: a capture of uplink 2 for their first 14 s). UPTRACE=1 saves the
 # transfers' 100 ms traces (up.trace, down.trace), UPPCAP=1 a capture of uplink 1 (first 7 s),
 # DOWNPCAP=1 captures of g0, g1, g2 and c0 during the download; with
 # KEEP_WORK=1 the work directory stays for reading them.
@@ -31,15 +32,32 @@ xfer_rate() { # NS MODE HOST PORT SECONDS [extra]
 }
 
 # --- Plain TCP over each uplink alone (no translator, gateway only routes).
+if [ "${ONLY:-}" != failover ]; then
 bg_ns $S "$WORK/plain-server.log" python3 "$XFER" serve --port 5001
 wait_for 5 in_ns $S ss -ltn 'sport = :5001'
 plain1_up=$(xfer_rate $C up $MP_S_ADDR1 5001 $DURATION); plain1_down=$(xfer_rate $C down $MP_S_ADDR1 5001 $DURATION)
 plain2_up=$(xfer_rate $C up $MP_S_ADDR2 5001 $DURATION); plain2_down=$(xfer_rate $C down $MP_S_ADDR2 5001 $DURATION)
 echo "RESULT plain_uplink1_up_mbit=$plain1_up plain_uplink1_down_mbit=$plain1_down plain_uplink2_up_mbit=$plain2_up plain_uplink2_down_mbit=$plain2_down"
+fi
 
 # --- nfq-mptcp on G, kernel MPTCP server on S.
 start_mp_daemon "daemon starts with two uplinks" --uplink g1 --uplink g2
 start_mp_server --log "$WORK/peers.log"
+
+# --- Failover: uplink 1 cut (beyond the gateway) 10 s .. 20 s into a 30 s
+# download and upload. Upload: the translator is the sender, its stall must
+# stay under 1 s. Download: the kernel server is the sender and decides (its
+# own end-to-end MPTCP stalls 1.1-1.9 s here, tests/integration/mp-baseline.sh).
+# A new subflow joins from the restored uplink within about 2 s: found dead by
+# our RTOs (upload) or by unanswered keepalive probes on the silent subflow
+# (download, where the kernel sends; kernel to kernel the stale subflow mostly
+# stays unused for the rest of the run).
+failover() { # MODE
+    local limit=1.0; [ $1 = down ] && limit=2.0
+    [ -n "${FOPCAP:-}" ] && { in_ns $G timeout 14 tcpdump -i g2 -s 128 -B 32768 -w "$WORK/failover-$1-g2.pcap" 2>/dev/null & }
+    cut_transfer failover $1 cut_uplink restore_uplink 10 20 30 $limit 9
+}
+if [ "${ONLY:-}" = failover ]; then failover down; failover up; finish; exit; fi
 nstat_reset() { in_ns $S nstat -n >/dev/null; }
 # During a transfer: the engine's per-subflow state in the daemon log (SIGUSR1)
 # mid-transfer; with ONLY=throughput every second, with both ends' ss and the
@@ -94,18 +112,6 @@ if [ "${ONLY:-}" = throughput ]; then
     finish; exit
 fi
 
-# --- Failover: uplink 1 cut (beyond the gateway) 10 s .. 20 s into a 30 s
-# download and upload. Upload: the translator is the sender, its stall must
-# stay under 1 s. Download: the kernel server is the sender and decides (its
-# own end-to-end MPTCP stalls 1.1-1.9 s here, tests/integration/mp-baseline.sh).
-# A new subflow joins from the restored uplink within about 2 s: found dead by
-# our RTOs (upload) or by unanswered keepalive probes on the silent subflow
-# (download, where the kernel sends; kernel to kernel the stale subflow mostly
-# stays unused for the rest of the run).
-failover() { # MODE
-    local limit=1.0; [ $1 = down ] && limit=2.0
-    cut_transfer failover $1 cut_uplink restore_uplink 10 20 30 $limit 9
-}
 [ "${ONLY:-}" = up ] || failover down
 failover up
 

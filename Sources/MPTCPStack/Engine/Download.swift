@@ -275,7 +275,7 @@ extension Engine {
             off += bytes.count
         } while off < Int(s.length)
         let end = c.clientSeq(ofDownloadDSN: s.end) + (s.fin ? 1 : 0)
-        if c.deliveredMax < end { c.deliveredMax = end }
+        forwarded(&c, mp, upTo: end, now: now)
         mp.lastAckToClient = ack
         mp.lastWindowToClient = window
         d.markSent(i, at: now)

@@ -39,6 +39,19 @@ extension Engine {
     /// ... and is given up after this many go unanswered: this is how a
     /// dead uplink is noticed when the translator has nothing to send on it.
     static var maxProbes: Int { 2 }
+    /// Sooner when the download has stalled: the client's cumulative ACK has
+    /// not moved for `stallAfter` though we forwarded data beyond it (a
+    /// data-level hole the peer's other subflows cannot fill), and a subflow
+    /// has been silent as long. It gets one probe, and is given up if that
+    /// goes unanswered for `stallProbeWait` (at least twice its RTT): the
+    /// peer then hears a REMOVE_ADDR, closes its side and sends the hole
+    /// again on another subflow, where its own timers would take seconds
+    /// (Linux marks a subflow stale only after several RTOs).
+    static var stallAfter: Duration { .milliseconds(150) }
+    static var stallProbeWait: Double { 0.12 }
+    /// Linux answers out-of-window segments at most once per 500 ms
+    /// (`tcp_invalid_ratelimit`): probes on one subflow are further apart.
+    static var probeSpacing: Duration { .milliseconds(550) }
     static var minRTO: Double { 0.2 }
 
     @inline(__always) func ms(_ now: Instant) -> UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) }
@@ -211,9 +224,11 @@ extension Engine {
         if !c.haveDataAckToPeer {
             c.dataAckToPeer = dataAck
             c.haveDataAckToPeer = true
+            mp.clientAckMoved = now
         } else if dsnBefore(c.dataAckToPeer, dataAck) {
             ackAdvanced = true
             c.dataAckToPeer = dataAck
+            mp.clientAckMoved = now
         }
         if let pf = c.peerDataFinDSN, dsnBefore(pf, c.dataAckToPeer) { c.peerFinAcked = true }
         // The right edge of its window: what the peer may send and we forward
@@ -547,6 +562,7 @@ extension Engine {
         p.lastReceived = now
         p.probesUnanswered = 0
         p.probeAt = nil
+        p.stallProbe = false
         if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
 
         // Subflow-level ACK of what we sent.
@@ -690,7 +706,7 @@ extension Engine {
             let flags = TCPFlags.ack | (t.flags & TCPFlags.psh) | (fin ? TCPFlags.fin : 0)
             let seq = c.clientSeq(ofDownloadDSN: dsn)
             let segEnd = seq + n + (flags & TCPFlags.fin != 0 ? 1 : 0)
-            if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
+            forwarded(&c, mp, upTo: segEnd, now: now)
             // TSecr: the client's TSval as of when we sent what the peer echoes.
             var echo = mp.clientTSval
             if p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 {
@@ -1056,15 +1072,21 @@ extension Engine {
                 }
             case .active:
                 if p.rtoAt == nil && probeDue(c, mp, k, now: now) {
-                    if p.probesUnanswered >= Self.maxProbes {
+                    if p.probesUnanswered >= (p.stallProbe ? 1 : Self.maxProbes) {
+                        // Dead: given up, and the peer told (REMOVE_ADDR on
+                        // a working subflow; an RST would not get through).
                         stats.deadSubflowsDetected &+= 1
-                        failPath(&c, h, k, now: now, sendReset: true)
+                        let target = p.local
+                        _ = abandon(&c, h, mp, now: now) { $0.local == target }
                         continue
                     }
                     // A keepalive: one byte before what we have sent, no data.
+                    let stalled = downloadStalled(c, mp, now: now)
                     sendControl(c, mp, k, flags: TCPFlags.ack, now: now, seq: p.sndNxt - 1)
                     mp.paths[k].probesUnanswered += 1
-                    mp.paths[k].probeAt = now + Self.probeInterval
+                    mp.paths[k].lastProbe = now
+                    mp.paths[k].stallProbe = stalled
+                    mp.paths[k].probeAt = now + (stalled ? .nanoseconds(Int64(max(Self.stallProbeWait, 2 * p.srtt) * 1e9)) : Self.probeInterval)
                     continue
                 }
                 guard let at = p.rtoAt, at <= now else { continue }
@@ -1137,7 +1159,27 @@ extension Engine {
     private func probeTime(_ c: Connection, _ mp: MPConn, _ p: Path) -> Instant? {
         guard c.phase == .established, !mp.finishing, p.segments.isEmpty, !p.finSent else { return nil }
         guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived > p.lastReceived }) else { return nil }
-        return p.probeAt ?? p.lastReceived + Self.silentAfter
+        if let at = p.probeAt { return at }
+        let silent = p.lastReceived + Self.silentAfter
+        guard c.haveDataAckToPeer, c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax else { return silent }
+        var stalled = max(p.lastReceived, mp.clientAckMoved) + Self.stallAfter
+        if stalled < p.lastProbe + Self.probeSpacing { stalled = p.lastProbe + Self.probeSpacing }
+        return min(silent, stalled)
+    }
+
+    /// Data forwarded to the client up to `end`: when nothing was outstanding
+    /// before, the stall clock starts now (not at the client's last ACK,
+    /// which may be old after an idle time).
+    func forwarded(_ c: inout Connection, _ mp: MPConn, upTo end: TCPSeq, now: Instant) {
+        guard c.deliveredMax < end else { return }
+        if c.haveDataAckToPeer && !(c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax) { mp.clientAckMoved = now }
+        c.deliveredMax = end
+    }
+
+    /// The download is stuck at a data-level hole: the client's cumulative
+    /// ACK has not moved for `stallAfter` with data forwarded beyond it.
+    private func downloadStalled(_ c: Connection, _ mp: MPConn, now: Instant) -> Bool {
+        c.haveDataAckToPeer && c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax && mp.clientAckMoved + Self.stallAfter <= now
     }
 
     private func probeDue(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) -> Bool {

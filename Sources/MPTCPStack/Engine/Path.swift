@@ -165,6 +165,11 @@ struct Path {
     /// subflow, and when the next is due.
     var probesUnanswered = 0
     var probeAt: Instant?
+    /// When the last probe went (Linux answers one per 500 ms at most), and
+    /// whether it was sent because the download had stalled (one
+    /// unanswered is then enough).
+    var lastProbe = Instant(nanoseconds: 0)
+    var stallProbe = false
 
     // Timestamps: ours are the engine clock in ms plus an offset per subflow.
     var timestamps = false
@@ -277,6 +282,8 @@ final class MPConn {
     /// the data-level retransmission timeout (doubled on each expiry).
     var dataAckProgress = Instant(nanoseconds: 0)
     var dataRTO = 1.0
+    /// When the client's cumulative ACK (our DATA_ACK) last moved.
+    var clientAckMoved = Instant(nanoseconds: 0)
     /// Both data-level FINs are acknowledged; subflow FINs have been sent.
     var finishing = false
 
