@@ -63,4 +63,19 @@ import Testing
     func multipathFailuresAgainstTheKernel(script: String, minimumChecks: Int) throws {
         Self.assertAllChecksPassed(try Self.script(script), minimumChecks: minimumChecks)
     }
+
+    /// Issue 5, responder role: kernel MPTCP client -> nfq-mptcp -> plain
+    /// TCP server, 64 MiB each way over both uplinks (joins to the LAN
+    /// host's address and to the announced uplink 2 address accepted); an
+    /// MPTCP-native LAN server passed untouched.
+    @Test func responderAgainstTheKernel() throws {
+        Self.assertAllChecksPassed(try Self.script("responder.sh"), minimumChecks: 13)
+    }
+
+    /// Issue 5, federation: plain client -> nfq-mptcp (initiator) -> two
+    /// uplinks -> nfq-mptcp (responder) -> plain server, and the reverse at
+    /// the same time; throughput against each uplink alone; a 10 s cut of uplink 1.
+    @Test func federationOfTwoGateways() throws {
+        Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 20)
+    }
 }

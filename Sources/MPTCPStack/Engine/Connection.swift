@@ -79,12 +79,20 @@ struct Subflow {
                                 remote: Endpoint(address: .v4(IPv4Address(0)), port: 0))
 }
 
-/// A translated connection (initiator role: the LAN host speaks plain TCP,
-/// the peer beyond the uplink speaks MPTCP v1).
+/// A translated connection: the LAN host speaks plain TCP, the peer beyond
+/// the uplink speaks MPTCP v1. Throughout, "client" is the LAN host and
+/// "server" the peer, in both roles: in the initiator role the LAN host
+/// opened the connection, in the responder role the peer did (its SYN came
+/// in on an uplink), and the LAN host is then a server, though named
+/// "client" here. Only the handshake differs; the data path is the same.
 struct Connection {
     enum Phase: UInt8 {
         /// Client SYN sent on with MP_CAPABLE; waiting for the SYN/ACK.
         case synSent
+        /// Responder role: the peer's SYN went on to the LAN host; waiting
+        /// for its SYN/ACK (which gets our key), then for the peer's third
+        /// ACK with both keys.
+        case synReceived
         /// MPTCP negotiated: segments are translated.
         case established
         /// The peer answered as plain TCP (or MPTCP was lost): pass untouched.
@@ -94,6 +102,10 @@ struct Connection {
     }
 
     var phase: Phase = .synSent
+    /// The peer opened the connection (responder role).
+    var responder = false
+    /// Responder role: the LAN host's SYN/ACK has been seen (clientISN is its ISN).
+    var lanSynAckSeen = false
     var key: FlowKey
     var generation: UInt32 = 0
 

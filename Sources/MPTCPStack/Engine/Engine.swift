@@ -20,7 +20,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// 4-tuple -> handle | subflow << 32 (subflow 0: the client's own 4-tuple).
     var table: [FlowKey: Int] = [:]
     var nextJoinPort = 0
-    private var tokens: Set<UInt32> = []
+    /// Our tokens (one per connection, from its local key) -> handle: joins find their connection by it.
+    var tokens: [UInt32: Int] = [:]
     /// Uplinks the caller reported down (`uplink(_:isUp:now:)`): no joins from them.
     var uplinkDown: [Bool]
 
@@ -94,7 +95,11 @@ public final class Engine<RNG: RandomNumberGenerator> {
             return fromClient(v, handle: e, now: now, gso: gso)
         case .uplink(let u):
             let key = FlowKey(client: dst, server: src)
-            guard let e = table[key] else { stats.untracked &+= 1; return .accept }
+            guard let e = table[key] else {
+                if v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) { return peerSYN(v, key: key, uplink: u, now: now, gso: gso) }
+                stats.untracked &+= 1
+                return .accept
+            }
             let h = e & 0xffff_ffff
             if e >> 32 == 0 { conns[h]!.initial.uplink = u }
             return fromPeer(v, handle: h, subflow: e >> 32, uplink: u, now: now, gso: gso)
@@ -130,7 +135,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let h: Int
         if let f = free.popLast() { h = f; conns[h] = c } else { h = conns.count; conns.append(c) }
         table[c.key] = h
-        tokens.insert(MPTCPCrypto.token(key: c.localKey))
+        tokens[MPTCPCrypto.token(key: c.localKey)] = h
         deadlines.insert(Deadline(at: c.deadline, handle: h, generation: c.generation))
         stats.connectionsOpened &+= 1
         return h
@@ -145,7 +150,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if table[jk] == h | (k << 32) { table[jk] = nil }
             }
         }
-        tokens.remove(MPTCPCrypto.token(key: c.localKey))
+        if tokens[MPTCPCrypto.token(key: c.localKey)] == h { tokens[MPTCPCrypto.token(key: c.localKey)] = nil }
         conns[h] = nil
         free.append(h)
     }
@@ -172,8 +177,95 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func freshKey() -> UInt64 {
         while true {
             let k = rng.next()
-            if !tokens.contains(MPTCPCrypto.token(key: k)) { return k }
+            if tokens[MPTCPCrypto.token(key: k)] == nil { return k }
         }
+    }
+
+    // MARK: - Responder role (the SYN came from an uplink)
+
+    /// A SYN from an uplink towards a LAN host. With MP_CAPABLE (v1, no key:
+    /// a v1 SYN carries none) it opens a connection in the responder role:
+    /// the SYN goes on to the LAN host with its options kept (MSS clamped),
+    /// so an MPTCP-native host can answer for itself. With MP_JOIN it is a
+    /// join to one of our connections. Anything else is not ours.
+    private func peerSYN(_ v: TCPPacketView, key: FlowKey, uplink u: UInt8, now: Instant, gso: Bool) -> Verdict {
+        let opts = TCPOptionSummary(parsing: v.tcp.optionArea)
+        if opts.has(.mpJoin) {
+            guard config.multipath else { stats.untracked &+= 1; return .accept }
+            return joinSYNFromPeer(v, opts: opts, uplink: u, now: now)
+        }
+        guard config.responder, opts.has(.mpCapable), opts.mpCapable.version == 1, opts.mpCapable.senderKey == nil,
+              v.tcp.payload.isEmpty else {
+            stats.untracked &+= 1
+            return .accept
+        }
+        guard table.count < config.maxConnections else { stats.tableFull &+= 1; return .accept }
+        var c = Connection(key: key, clientISN: TCPSeq(0), localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
+        c.phase = .synReceived
+        c.responder = true
+        c.serverISN = v.tcp.seq
+        c.initial.remoteISN = v.tcp.seq
+        c.initial.remoteISNKnown = true
+        c.initial.rcvMax = v.tcp.seq + 1
+        c.initial.uplink = u
+        c.deliveredMax = v.tcp.seq + 1
+        c.checksums = config.requestChecksums || opts.mpCapable.checksumRequired
+        c.initial.timestamps = opts.has(.timestamps)
+        c.initial.remoteTSval = opts.tsValue
+        if config.multipath {
+            let mp = MPConn(capacity: config.sendBuffer)
+            mp.peerSYN = opts
+            c.mp = mp
+        }
+        _ = insert(c)
+        stats.responderSYNs &+= 1
+        return rewritePeerSYN(v, gso: gso)
+    }
+
+    /// The peer's SYN towards the LAN host: every option kept (MP_CAPABLE
+    /// too), the MSS clamped so that our DSS fits on the host's segments.
+    private func rewritePeerSYN(_ v: TCPPacketView, gso: Bool) -> Verdict {
+        emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
+             policy: OptionPolicy(dropMPTCP: false, mssLimit: nil, mssClamp: config.mssClamp),
+             added: AddedOptions(), gso: gso)
+    }
+
+    /// The LAN host's SYN/ACK to the peer. With MP_CAPABLE of its own it is
+    /// MPTCP-native: the connection is forgotten and passes untouched.
+    /// Otherwise the translator becomes its MPTCP end: our key goes in.
+    private func lanSynAck(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
+        let t = v.tcp
+        var c = conns[h]!
+        guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == c.serverISN + 1 else {
+            if t.has(TCPFlags.rst) { close(h, now: now, reset: true) } // refused: the peer gets the RST as it is
+            return .accept
+        }
+        let opts = TCPOptionSummary(parsing: t.optionArea)
+        if !opts.present.isDisjoint(with: .anyMPTCP) {
+            stats.passedNative &+= 1
+            return fallBack(h)
+        }
+        if !c.lanSynAckSeen || c.clientISN != t.seq {
+            c.lanSynAckSeen = true
+            c.clientISN = t.seq
+            c.initial.localISN = t.seq
+            c.initial.sndMax = t.seq + 1
+            c.initial.timestamps = c.initial.timestamps && opts.has(.timestamps)
+            c.initial.localTSval = opts.tsValue
+            if let mp = c.mp {
+                mp.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
+                mp.clientMSS = opts.has(.mss) ? opts.mss : 536
+                mp.clientTimestamps = opts.has(.timestamps)
+                mp.clientTSval = opts.tsValue
+                mp.clientSackOK = opts.has(.sackPermitted)
+                mp.clientWindow = t.window
+                mp.synAckAt = now
+            }
+            conns[h] = c
+        }
+        let added = AddedOptions(first: .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey)))
+        return emit(v, seq: t.seq, ack: t.ack, flags: t.flags, window: t.window,
+                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
     }
 
     // MARK: - Client (LAN) side
@@ -227,6 +319,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .synSent:
             if t.has(TCPFlags.rst) { close(h, now: now, reset: true) }
             return .accept
+        case .synReceived:
+            return lanSynAck(v, handle: h, now: now, gso: gso)
         case .closed:
             if t.has(TCPFlags.rst) { return .accept }
             // Late ACKs of a closed connection still get translated below
@@ -351,6 +445,33 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .fallback:
             stats.passedFallback &+= 1
             return .accept
+        case .synReceived:
+            if t.has(TCPFlags.syn) {
+                // The peer repeats its SYN: on to the LAN host again.
+                return t.seq == c.serverISN ? rewritePeerSYN(v, gso: gso) : .accept
+            }
+            if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]!; return .accept }
+            guard c.lanSynAckSeen, t.has(TCPFlags.ack), t.ack == c.clientISN + 1 else { return drop(.badMPTCP) }
+            guard opts.has(.mpCapable), let key = opts.mpCapable.senderKey, opts.mpCapable.receiverKey == c.localKey else {
+                // The third ACK without our key echoed: MPTCP was lost on
+                // the way (§3.1); plain TCP for the connection's life.
+                stats.connectionsFallback &+= 1
+                return fallBack(h)
+            }
+            c.remoteKey = key
+            c.remoteIDSN = MPTCPCrypto.idsn(key: key)
+            c.fullyEstablished = true // both keys are known to both ends
+            c.initial.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: 0, dataFin: false, valid: false)
+            if let len = opts.mpCapable.dataLevelLength, len > 0 {
+                // Data on the third ACK: DSN = IDSN + 1, subflow seq 1 (§3.1).
+                c.initial.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
+            }
+            c.phase = .established
+            stats.connectionsMPTCP &+= 1
+            if c.mp != nil {
+                mpEstablishedResponder(&c, third: t, opts: opts, uplink: u, now: now)
+                return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
+            }
         case .synSent:
             guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == c.clientISN + 1 else {
                 if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]! }

@@ -93,6 +93,165 @@ extension Engine {
         stats.subflowsOpened &+= 1
     }
 
+    /// Responder role: the peer's third ACK (both keys) arrived: subflow 0
+    /// becomes a path, from the peer's SYN (`mp.peerSYN`) and the LAN host's
+    /// SYN/ACK; the LAN host gets the ACK that completes its handshake, and
+    /// the peer hears of our other uplinks (ADD_ADDR) to join them.
+    func mpEstablishedResponder(_ c: inout Connection, third t: TCPSegmentView, opts: TCPOptionSummary, uplink: UInt8, now: Instant) {
+        guard let mp = c.mp else { return }
+        let syn = mp.peerSYN
+        var p = Path(local: c.key.client, remote: c.key.server)
+        p.state = .active
+        p.uplink = uplink
+        p.localISN = c.clientISN
+        p.sndUna = c.clientISN + 1
+        p.sndNxt = c.clientISN + 1
+        p.recover = p.sndUna
+        p.remoteISN = c.serverISN
+        p.rcvNxt = c.serverISN + 1
+        p.timestamps = syn.has(.timestamps) && mp.clientTimestamps
+        p.remoteTSval = opts.tsValue
+        mp.clientUsesSACK = mp.clientSackOK && syn.has(.sackPermitted)
+        // Our clock on the subflow continues the LAN host's (its SYN/ACK carried its TSval).
+        p.tsOffset = mp.clientTSval &- ms(mp.synAckAt)
+        p.peerWScale = syn.has(.windowScale) ? syn.windowScale : 0
+        p.mss = Self.payloadMSS(peerMSS: syn.has(.mss) ? syn.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        p.cwnd = Double(10 * p.mss)
+        let rtt = Double(now.nanoseconds &- mp.synAckAt.nanoseconds) / 1e9
+        if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
+        p.lastReceived = now
+        if let len = opts.mpCapable.dataLevelLength, len > 0 {
+            p.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
+        }
+        mp.paths = [p]
+        mp.targets = [] // the peer opened the connection: it joins us (it may sit behind a NAT)
+        mp.peerWScaleToClient = p.peerWScale
+        mp.clientTSOffset = opts.tsValue &- ms(now)
+        mp.bufStart = c.localIDSN &+ 1
+        mp.ringStart = mp.bufStart
+        mp.bufEnd = mp.bufStart
+        mp.sendNext = mp.bufStart
+        mp.peerWindowEdge = mp.bufStart &+ (UInt64(t.window) << UInt64(p.peerWScale))
+        stats.subflowsOpened &+= 1
+        sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
+        if config.announceUplinks {
+            // Every uplink but the one the connection came in on (its path is taken).
+            for u in config.uplinks.indices where u != Int(uplink) && u < 8 { mp.announceUnechoed |= 1 << UInt8(u) }
+            if mp.announceUnechoed != 0 { announceUplinks(c, mp, now: now) }
+        }
+    }
+
+    /// ADD_ADDR for every uplink address of the peer's family (ID = uplink
+    /// index + 1, as our own joins use), one pure ACK each on subflow 0;
+    /// sent again from the timer until the peer echoes them (§3.4.1).
+    func announceUplinks(_ c: Connection, _ mp: MPConn, now: Instant) {
+        mp.announcedAt = now
+        mp.announceTries += 1
+        for (u, up) in config.uplinks.enumerated() where !uplinkDown[u] && mp.announceUnechoed & (1 << UInt8(u)) != 0 {
+            guard let a = up.addresses.first(where: { $0.sameFamily(as: c.key.server.address) }) else { continue }
+            let id = UInt8(truncatingIfNeeded: u + 1)
+            // With a port: the top of the join port range, which the gateway
+            // queues (any other port of its own address is its own stack's).
+            let port = config.joinPorts.upperBound
+            let mac = MPTCPCrypto.addAddrHMAC(senderKey: c.localKey, receiverKey: c.remoteKey, addressID: id, address: a, port: port)
+            let option = AddAddr(addressID: id, address: a, port: port, hmac: mac)
+            guard (mp.paths[0].timestamps ? 12 : 0) + option.encodedLength <= 40 else { continue }
+            sendControl(c, mp, 0, flags: TCPFlags.ack, now: now, first: .addAddr(option))
+            stats.addAddrSent &+= 1
+        }
+    }
+
+    /// The peer's MP_JOIN SYN to one of our addresses (an uplink's, or the
+    /// LAN host's for the initial 4-tuple's address): found by token,
+    /// answered with our SYN/ACK and HMAC; a subflow once its third ACK's
+    /// HMAC checks. An unknown token is not ours (a native MPTCP host on the
+    /// LAN, or our own stack, answers it); a known one over the limit is refused.
+    func joinSYNFromPeer(_ v: TCPPacketView, opts: TCPOptionSummary, uplink u: UInt8, now: Instant) -> Verdict {
+        guard case let .syn(flags, addressID, token, nonce) = opts.mpJoin, let h = tokens[token], var c = conns[h] else {
+            stats.untracked &+= 1
+            return .accept
+        }
+        let t = v.tcp
+        let local = Endpoint(address: v.destination, port: t.destinationPort)
+        let remote = Endpoint(address: v.source, port: t.sourcePort)
+        guard let mp = c.mp, c.phase == .established, c.fullyEstablished, !mp.finishing, !uplinkDown[Int(u)] else {
+            return refuseJoin(v, uplink: u)
+        }
+        var slot = mp.paths.indices.first { $0 != 0 && mp.paths[$0].passive && mp.paths[$0].state == .failed }
+        if slot == nil && mp.paths.count < min(config.maxSubflows, 8) {
+            mp.paths.append(Path(local: local, remote: remote))
+            slot = mp.paths.count - 1
+        }
+        guard let k = slot else { return refuseJoin(v, uplink: u) }
+        let old = mp.paths[k]
+        if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
+            table[FlowKey(client: old.local, server: old.remote)] = nil
+        }
+        var p = Path(local: local, remote: remote)
+        p.passive = true
+        p.state = .joinReceived
+        p.uplink = u
+        // Our ID for the address it joined: 0 for the connection's own, else the uplink's.
+        p.addressID = 0
+        for (i, up) in config.uplinks.enumerated() where up.addresses.contains(local.address) { p.addressID = UInt8(truncatingIfNeeded: i + 1) }
+        p.remoteID = addressID
+        p.backup = flags & 1 != 0
+        p.localISN = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
+        p.sndUna = p.localISN
+        p.sndNxt = p.localISN + 1
+        p.recover = p.localISN + 1
+        p.remoteISN = t.seq
+        p.rcvNxt = t.seq + 1
+        p.localNonce = UInt32(truncatingIfNeeded: rng.next())
+        p.remoteNonce = nonce
+        p.tsOffset = UInt32(truncatingIfNeeded: rng.next())
+        p.timestamps = mp.clientTimestamps && opts.has(.timestamps)
+        p.remoteTSval = opts.tsValue
+        p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
+        p.peerSackOK = opts.has(.sackPermitted)
+        p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        p.cwnd = Double(10 * p.mss)
+        p.joinSentAt = now
+        p.joinTries = 1
+        mp.paths[k] = p
+        table[FlowKey(client: local, server: remote)] = h | (k << 32)
+        sendJoinSynAck(c, mp, k, now: now)
+        scheduleTimer(&c, h, now: now)
+        conns[h] = c
+        return drop(.consumed)
+    }
+
+    /// A join we will not take: reset (so the peer stops, and the SYN does
+    /// not reach a LAN host that would take it for a new connection).
+    private func refuseJoin(_ v: TCPPacketView, uplink u: UInt8) -> Verdict {
+        stats.joinsRefused &+= 1
+        var w = ByteWriter(writer.options)
+        MPTCPOption.mpTCPRST(MPTCPRst(reason: 0)).write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
+        if let out = outbox.reserve() {
+            let len = SegmentWriter.writeBare(into: out, source: Endpoint(address: v.destination, port: v.tcp.destinationPort),
+                                              destination: Endpoint(address: v.source, port: v.tcp.sourcePort),
+                                              seq: TCPSeq(0), ack: v.tcp.seq + 1, flags: TCPFlags.rst | TCPFlags.ack, window: 0,
+                                              options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
+            if len > 0 { outbox.commit(length: len, towards: .uplink(u)); stats.originated &+= 1 }
+        }
+        return drop(.badMPTCP)
+    }
+
+    private func sendJoinSynAck(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        let p = mp.paths[k]
+        let mac = MPTCPCrypto.joinHMAC(keyLocal: c.localKey, keyRemote: c.remoteKey, nonceLocal: p.localNonce, nonceRemote: p.remoteNonce)
+        var w = ByteWriter(writer.options)
+        w.u8(2); w.u8(4); w.u16(mp.clientMSS)
+        if mp.clientSackOK && p.peerSackOK { w.u8(4); w.u8(2) }
+        if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
+        w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
+        MPTCPOption.mpJoin(.synAck(flags: p.backup ? 1 : 0, addressID: p.addressID, truncatedHMAC: mac.a, nonce: p.localNonce)).write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
+        originate(p, towards: .uplink(p.uplink), seq: p.localISN, ack: p.rcvNxt, flags: TCPFlags.syn | TCPFlags.ack,
+                  window: 65535, optionLength: w.offset)
+    }
+
     static func payloadMSS(peerMSS: UInt16, timestamps: Bool, checksums: Bool) -> Int {
         // Options on our data segments: timestamps (12) and a DSS with an
         // 8-byte DATA_ACK and DSN (26, 28 with the checksum), padded.
@@ -167,7 +326,8 @@ extension Engine {
     }
 
     private func freeJoinPort(local: IPAddress, remote: Endpoint) -> UInt16? {
-        let span = Int(config.joinPorts.upperBound) - Int(config.joinPorts.lowerBound) + 1
+        // The range's last port is kept for the peer's joins to our announced addresses.
+        let span = max(1, Int(config.joinPorts.upperBound) - Int(config.joinPorts.lowerBound))
         for _ in 0 ..< span {
             let port = UInt16(Int(config.joinPorts.lowerBound) + nextJoinPort % span)
             nextJoinPort &+= 1
@@ -540,6 +700,40 @@ extension Engine {
             sendJoinAck(c, mp, k, now: now)
             scheduleTimer(&c, h, now: now)
             return drop(.consumed)
+        case .joinReceived:
+            if t.has(TCPFlags.syn) {
+                if !t.has(TCPFlags.ack) && t.seq == p.remoteISN { sendJoinSynAck(c, mp, k, now: now) } // our SYN/ACK was lost
+                return drop(.consumed)
+            }
+            guard t.has(TCPFlags.ack) && t.ack == p.localISN + 1, opts.has(.mpJoin), case let .ack(_, mac) = opts.mpJoin else {
+                return drop(.badMPTCP)
+            }
+            let expect = MPTCPCrypto.joinHMAC(keyLocal: c.remoteKey, keyRemote: c.localKey, nonceLocal: p.remoteNonce, nonceRemote: p.localNonce)
+            guard expect == mac else {
+                stats.joinsRefused &+= 1
+                sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)), seq: t.ack)
+                failPath(&c, h, k, now: now, sendReset: false)
+                mp.paths[k].retryAt = nil
+                return drop(.badMPTCP)
+            }
+            p.state = .active
+            p.sndUna = p.localISN + 1
+            p.recover = p.sndUna
+            if let echoed = echoedRTT(p, opts, now: now) {
+                rttSample(&p, echoed)
+            } else {
+                let rtt = Double(now.nanoseconds &- p.joinSentAt.nanoseconds) / 1e9
+                if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
+            }
+            p.lastReceived = now
+            p.retryAt = nil
+            mp.paths[k] = p
+            sendControl(c, mp, k, flags: TCPFlags.ack, now: now) // the fourth ACK
+            stats.joinsAccepted &+= 1
+            stats.subflowsOpened &+= 1
+            mpPush(&c, h, now: now)
+            scheduleTimer(&c, h, now: now)
+            return drop(.consumed)
         case .preEstablished:
             if t.has(TCPFlags.syn) {
                 sendJoinAck(c, mp, k, now: now) // our third ACK was lost
@@ -623,10 +817,19 @@ extension Engine {
             }
         }
 
+        if k == 0 && c.responder && !opts.has(.dss) && opts.has(.mpCapable), let len = opts.mpCapable.dataLevelLength, len > 0 {
+            // Responder role: the peer's first data with MP_CAPABLE (our
+            // answer to its third ACK has not reached it): DSN = IDSN + 1,
+            // subflow sequence 1 (§3.1).
+            p.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
+        }
         if opts.has(.mpPrio) {
             // The peer asks us to use this subflow only as a backup (or no
             // longer): RFC 8684 §3.3.8.
             p.backup = opts.mpPrio.backup
+        }
+        if opts.has(.addAddr) && opts.addAddr.echo, opts.addAddr.addressID > 0 {
+            mp.announceUnechoed &= ~(1 << (opts.addAddr.addressID - 1)) // the peer has our announcement
         }
         if opts.has(.addAddr) && !opts.addAddr.echo {
             let a = opts.addAddr
@@ -1045,7 +1248,8 @@ extension Engine {
         mp.paths[k].segments.removeAll()
         mp.paths[k].sackedBytes = 0
         mp.paths[k].rtoAt = nil
-        mp.paths[k].retryAt = now + Self.rejoinInterval
+        // The peer opened a passive subflow: it is the one to open it again.
+        mp.paths[k].retryAt = mp.paths[k].passive ? nil : now + Self.rejoinInterval
         mp.releaseAcknowledged()
         mpPush(&c, h, now: now)
     }
@@ -1059,16 +1263,21 @@ extension Engine {
         for k in mp.paths.indices {
             var p = mp.paths[k]
             switch p.state {
-            case .joinSent, .preEstablished:
+            case .joinSent, .preEstablished, .joinReceived:
                 if p.joinSentAt + Self.joinRetransmit <= now {
                     if p.joinTries >= 4 {
-                        failPath(&c, h, k, now: now, sendReset: p.state == .preEstablished)
+                        failPath(&c, h, k, now: now, sendReset: p.state != .joinSent)
+                        if p.passive { mp.paths[k].retryAt = nil }
                         continue
                     }
                     p.joinTries += 1
                     p.joinSentAt = now
                     mp.paths[k] = p
-                    if p.state == .joinSent { sendJoinSYN(c, mp, k, now: now) } else { sendJoinAck(c, mp, k, now: now) }
+                    switch p.state {
+                    case .joinSent: sendJoinSYN(c, mp, k, now: now)
+                    case .joinReceived: sendJoinSynAck(c, mp, k, now: now)
+                    default: sendJoinAck(c, mp, k, now: now)
+                    }
                 }
             case .active:
                 if p.rtoAt == nil && probeDue(c, mp, k, now: now) {
@@ -1076,8 +1285,9 @@ extension Engine {
                         // Dead: given up, and the peer told (REMOVE_ADDR on
                         // a working subflow; an RST would not get through).
                         stats.deadSubflowsDetected &+= 1
-                        let target = p.local
-                        _ = abandon(&c, h, mp, now: now) { $0.local == target }
+                        // With the others sharing its fate: same uplink, same local address.
+                        let target = p.local, u = p.uplink
+                        _ = abandon(&c, h, mp, now: now, reset: true) { $0.local == target && $0.uplink == u }
                         continue
                     }
                     // A keepalive: one byte before what we have sent, no data.
@@ -1141,6 +1351,9 @@ extension Engine {
             stats.dataLevelRetransmits &+= 1
         }
         downTimer(&c, mp, now: now)
+        if mp.announceUnechoed != 0 && mp.announceTries < 3 && mp.announcedAt + .seconds(1) <= now && c.phase == .established {
+            announceUplinks(c, mp, now: now)
+        }
         // A DATA_FIN alone is not covered by any subflow ACK: resend it.
         if let at = mp.dataFinSentAt, let f = mp.dataFinDSN, !c.clientFinAcked, mp.bufEnd == f,
            at + .seconds(1) <= now, let k = mp.paths.firstIndex(where: { $0.usable }) {
@@ -1204,7 +1417,7 @@ extension Engine {
         func consider(_ t: Instant?) { if let t, next == nil || t < next! { next = t } }
         for p in mp.paths {
             switch p.state {
-            case .joinSent, .preEstablished: consider(p.joinSentAt + Self.joinRetransmit)
+            case .joinSent, .preEstablished, .joinReceived: consider(p.joinSentAt + Self.joinRetransmit)
             case .active:
                 consider(p.rtoAt)
                 if p.rtoAt == nil, let at = probeTime(c, mp, p) { consider(at) }
@@ -1213,6 +1426,7 @@ extension Engine {
             }
         }
         if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
+        if mp.announceUnechoed != 0 && mp.announceTries < 3 { consider(mp.announcedAt + .seconds(1)) }
         consider(mp.down?.timerAt)
         if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(dataRTO(mp) * 1e9))) }
         guard var n = next else { return }
@@ -1230,9 +1444,9 @@ extension Engine {
     private func mpFinishIfDone(_ c: inout Connection, _ h: Int, now: Instant) {
         guard let mp = c.mp, c.clientFinAcked && c.peerFinAcked, !mp.finishing else { return }
         mp.finishing = true
-        for k in mp.paths.indices where mp.paths[k].state == .preEstablished || mp.paths[k].state == .joinSent {
+        for k in mp.paths.indices where mp.paths[k].state == .preEstablished || mp.paths[k].state == .joinSent || mp.paths[k].state == .joinReceived {
             // A join still under way has no use now.
-            if mp.paths[k].state == .preEstablished {
+            if mp.paths[k].state != .joinSent {
                 sendControl(c, mp, k, flags: TCPFlags.rst, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
             }
             mp.paths[k].state = .failed
@@ -1391,8 +1605,8 @@ extension Engine {
         guard p.state == .active || p.state == .preEstablished || p.state == .joinSent,
               !(e.seq < p.sndUna), !(p.sndNxt < e.seq),
               mp.paths.indices.contains(where: { $0 != k && mp.paths[$0].state == .active }) else { return }
-        let target = p.local
-        stats.subflowsUnreachable &+= UInt64(abandon(&c, h, mp, now: now) { $0.local == target })
+        let target = p.local, u = p.uplink
+        stats.subflowsUnreachable &+= UInt64(abandon(&c, h, mp, now: now) { $0.local == target && $0.uplink == u })
         scheduleTimer(&c, h, now: now)
         conns[h] = c
     }
@@ -1401,20 +1615,28 @@ extension Engine {
     /// again on the others) and tells the peer with a REMOVE_ADDR of their
     /// addresses on a surviving subflow, so it stops sending on them too.
     /// Returns how many were given up.
-    private func abandon(_ c: inout Connection, _ h: Int, _ mp: MPConn, now: Instant, _ which: (Path) -> Bool) -> Int {
+    /// `reset`: an RST goes on each too (in case it was not dead after all).
+    private func abandon(_ c: inout Connection, _ h: Int, _ mp: MPConn, now: Instant, reset: Bool = false,
+                         _ which: (Path) -> Bool) -> Int {
         var ids = InlineBytes40()
         var n = 0
         for k in mp.paths.indices where which(mp.paths[k]) {
             switch mp.paths[k].state {
-            case .active, .preEstablished, .joinSent:
+            case .active, .preEstablished, .joinSent, .joinReceived:
                 let id = mp.paths[k].addressID
-                if mp.paths[k].state != .joinSent && !(0 ..< ids.count).contains(where: { ids[$0] == id }) { _ = ids.append(id) }
-                failPath(&c, h, k, now: now, sendReset: false)
+                if mp.paths[k].state == .active || mp.paths[k].state == .preEstablished, !(0 ..< ids.count).contains(where: { ids[$0] == id }) { _ = ids.append(id) }
+                failPath(&c, h, k, now: now, sendReset: reset)
                 n += 1
             case .unused, .failed:
                 break
             }
         }
+        // An address still used by a working subflow is not removed (in the
+        // responder role the LAN host's address, ID 0, and an announced one
+        // are reached over several uplinks): the peer finds those dead itself.
+        var live = InlineBytes40()
+        for j in 0 ..< ids.count where !mp.paths.contains(where: { $0.state == .active && $0.addressID == ids[j] }) { _ = live.append(ids[j]) }
+        ids = live
         if ids.count > 0, let k = mp.paths.firstIndex(where: { $0.state == .active }) {
             sendControl(c, mp, k, flags: TCPFlags.ack, now: now, first: .removeAddr(RemoveAddr(addressIDs: ids)))
             stats.removeAddrSent &+= 1

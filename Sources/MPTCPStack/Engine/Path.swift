@@ -15,6 +15,9 @@ enum PathState: UInt8 {
     /// Third ACK (with the HMAC) sent, waiting for the peer's fourth ACK:
     /// no data may be sent yet (RFC 8684 §3.2).
     case preEstablished
+    /// The peer's MP_JOIN SYN answered (SYN/ACK with our HMAC), waiting for
+    /// its third ACK with its HMAC.
+    case joinReceived
     case active
     /// Given up (RST sent or received); a new join may replace it later.
     case failed
@@ -169,6 +172,9 @@ struct Path {
     /// whether it was sent because the download had stalled (one
     /// unanswered is then enough).
     var lastProbe = Instant(nanoseconds: 0)
+    /// The peer opened this subflow (an MP_JOIN to us); it offered SACK.
+    var passive = false
+    var peerSackOK = false
     var stallProbe = false
 
     // Timestamps: ours are the engine clock in ms plus an offset per subflow.
@@ -282,6 +288,14 @@ final class MPConn {
     /// the data-level retransmission timeout (doubled on each expiry).
     var dataAckProgress = Instant(nanoseconds: 0)
     var dataRTO = 1.0
+    /// Responder role: the peer's SYN options, and when the LAN host's
+    /// SYN/ACK went to the peer (for the first RTT sample).
+    var peerSYN = TCPOptionSummary()
+    /// Our ADD_ADDRs not yet echoed (bit u: uplink u), when last sent, how often.
+    var announceUnechoed: UInt8 = 0
+    var announcedAt = Instant(nanoseconds: 0)
+    var announceTries = 0
+    var synAckAt = Instant(nanoseconds: 0)
     /// When the client's cumulative ACK (our DATA_ACK) last moved.
     var clientAckMoved = Instant(nanoseconds: 0)
     /// Both data-level FINs are acknowledged; subflow FINs have been sent.

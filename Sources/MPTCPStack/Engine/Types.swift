@@ -83,7 +83,9 @@ public struct EngineConfig: Sendable {
     /// MP_JOIN subflow is opened from each further uplink's address.
     public var uplinks: [UplinkConfig] = []
     /// Source ports of the subflows the gateway opens itself (reserve them
-    /// from the gateway's own stack: net.ipv4.ip_local_reserved_ports).
+    /// from the gateway's own stack: net.ipv4.ip_local_reserved_ports); the
+    /// last one is the port announced with our uplink addresses (ADD_ADDR),
+    /// where the peer's joins to them arrive.
     public var joinPorts: ClosedRange<UInt16> = 61_000 ... 61_999
     /// Most subflows per connection (initial included), like the kernel's
     /// `ip mptcp limits set subflow`.
@@ -95,6 +97,14 @@ public struct EngineConfig: Sendable {
     /// Bytes of client data a multipath connection may hold until the
     /// peer's DATA_ACK covers them (also caps the window the client sees).
     public var sendBuffer = 4 << 20
+    /// Responder role: an MP_CAPABLE SYN arriving on an uplink towards a LAN
+    /// host opens a translated connection (the host answering plain TCP) or
+    /// passes (the host answering MPTCP itself).
+    public var responder = true
+    /// Responder role: the uplinks' addresses other than the one a
+    /// connection arrived on are announced to the peer (ADD_ADDR) so that it
+    /// can join them.
+    public var announceUplinks = true
 
     public init() {}
 
@@ -125,6 +135,10 @@ public struct EngineStats: Sendable, Equatable {
     public var translatedToPeer: UInt64 = 0
     public var translatedToLAN: UInt64 = 0
     public var passedFallback: UInt64 = 0
+    /// Responder role: MP_CAPABLE SYNs from an uplink taken on, and
+    /// connections whose LAN host answered with MPTCP itself (passed).
+    public var responderSYNs: UInt64 = 0
+    public var passedNative: UInt64 = 0
     public var connectionsOpened: UInt64 = 0
     public var connectionsMPTCP: UInt64 = 0
     public var connectionsFallback: UInt64 = 0
@@ -144,6 +158,11 @@ public struct EngineStats: Sendable, Equatable {
     public var subflowsFailed: UInt64 = 0
     public var joinsSent: UInt64 = 0
     public var joinsRejected: UInt64 = 0
+    /// MP_JOIN subflows the peer opened to us, accepted (HMAC checked) and
+    /// refused (unknown token, over the limit, bad HMAC).
+    public var joinsAccepted: UInt64 = 0
+    public var joinsRefused: UInt64 = 0
+    public var addAddrSent: UInt64 = 0
     public var bufferedBytes: UInt64 = 0
     public var dataSegmentsSent: UInt64 = 0
     public var retransmits: UInt64 = 0

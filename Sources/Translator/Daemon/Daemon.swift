@@ -232,6 +232,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
             "remove_addr_sent": "\(s.removeAddrSent)", "subflows_link_down": "\(s.subflowsLinkDown)",
             "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
+            "responder_syns": "\(s.responderSYNs)", "passed_native": "\(s.passedNative)",
+            "joins_accepted": "\(s.joinsAccepted)", "joins_refused": "\(s.joinsRefused)", "add_addr_sent": "\(s.addAddrSent)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")

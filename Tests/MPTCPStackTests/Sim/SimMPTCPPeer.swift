@@ -353,6 +353,9 @@ final class SimMPTCPPeer {
             sf.peerFinAt = start + s.payload.count
             ack = true
         }
+        // A keepalive (a byte below what we have, no data) is answered
+        // (RFC 9293 §3.8.4), as Linux does.
+        if s.payload.isEmpty && !s.has(TCPFlags.fin) && start < sf.rcv.next { ack = true }
         if let f = sf.peerFinAt, !sf.finReceived, sf.rcv.next >= f {
             sf.finReceived = true
             log.note(name, "subflow \(sf.index) FIN received")

@@ -135,6 +135,10 @@ struct SimScenario: Sendable {
     /// The transfer must be complete by then (simulated time).
     var deadline: Duration = .seconds(120)
     var tracing = false
+    /// Federation: beyond the uplinks a second engine (responder role,
+    /// uplink k = link k) and a plain TCP server behind it, instead of the
+    /// MPTCP server model.
+    var federation = false
 
     init(seed: UInt64) { self.seed = seed }
 
@@ -153,10 +157,13 @@ struct SimScenario: Sendable {
     }
     var server: Endpoint { Endpoint(address: IPAddress(ipv6 ? "2001:db8:5::5" : "203.0.113.5")!, port: 443) }
     func uplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:100::\(k + 1)" : "198.51.100.\(k + 1)")! }
+    /// The far gateway's uplink addresses (federation).
+    func farUplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:200::\(k + 1)" : "192.0.2.\(k + 1)")! }
 
     var summary: String {
         "seed \(seed): \(ipv6 ? "IPv6" : "IPv4"), upload \(upload) B, download \(download) B, \(uplinks.count) uplink(s)"
             + (delayedAck ? ", delayed ACKs" : "") + (dataFinWithData ? ", DATA_FIN with data" : ", DATA_FIN alone")
+            + (federation ? ", federation (a second engine and a plain server)" : "")
     }
 }
 
@@ -227,7 +234,12 @@ final class SimNetwork {
     let uplinks: [SimLink]
     let client: SimTCPClient
     let gateway: SimGateway
-    let server: SimMPTCPPeer
+    /// The MPTCP server model, or (federation) the far gateway, its LAN and
+    /// the plain TCP server behind it.
+    let server: SimMPTCPPeer?
+    let farGateway: SimGateway?
+    let farLAN: SimLink?
+    let farHost: SimTCPClient?
     let start = Instant.seconds(1000)
 
     init(_ s: SimScenario) {
@@ -258,7 +270,22 @@ final class SimNetwork {
         client = SimTCPClient(config: cc, scheduler: scheduler, log: log)
         var sc = SimMPTCPPeer.Config(local: s.server, key: seeds.next(), seed: seeds.next(), upload: up, download: down)
         sc.dataFinWithData = s.dataFinWithData
-        server = SimMPTCPPeer(config: sc, scheduler: scheduler, log: log)
+        if s.federation {
+            server = nil
+            var fc = EngineConfig()
+            fc.uplinks = s.uplinks.indices.map { UplinkConfig(addresses: [s.farUplinkAddress($0)]) }
+            farGateway = SimGateway(config: fc, seed: seeds.next(), scheduler: scheduler, log: log)
+            farLAN = SimLink(name: "far-lan", scheduler: scheduler, seed: seeds.next(), aToB: s.lan, bToA: s.lan)
+            var hc = SimTCPClient.Config(local: s.server, remote: s.client, upload: down, download: up,
+                                         isn: UInt32(truncatingIfNeeded: seeds.next()))
+            hc.passive = true
+            hc.name = "server"
+            hc.delayedAck = s.delayedAck
+            farHost = SimTCPClient(config: hc, scheduler: scheduler, log: log)
+        } else {
+            server = SimMPTCPPeer(config: sc, scheduler: scheduler, log: log)
+            farGateway = nil; farLAN = nil; farHost = nil
+        }
 
         // Wiring.
         let clientAddress = s.client.address
@@ -268,9 +295,26 @@ final class SimNetwork {
             lan.send(p, .aToB) { [unowned self] in gateway.fromLAN($0) }
         }
         gateway.toLAN = { [unowned self] p in lan.send(p, .bToA) { [unowned self] in client.receive($0) } }
+        if let far = farGateway, let farLAN, let farHost {
+            gateway.toUplink = { [unowned self] k, p in
+                guard k < uplinks.count else { log.violation("gateway", "packet for uplink \(k) of \(uplinks.count)"); return }
+                uplinks[k].send(p, .aToB) { far.fromUplink(k, $0) }
+            }
+            far.toUplink = { [unowned self] k, p in
+                guard k < uplinks.count else { log.violation("far gateway", "packet for uplink \(k) of \(uplinks.count)"); return }
+                uplinks[k].send(p, .bToA) { [unowned self] in gateway.fromUplink(k, $0) }
+            }
+            far.toLAN = { p in farLAN.send(p, .aToB) { farHost.receive($0) } }
+            farHost.transmit = { [unowned self] p in
+                log.note("server", "> " + (SimSegment(p)?.summary ?? "?"))
+                farLAN.send(p, .bToA) { far.fromLAN($0) }
+            }
+            return
+        }
+        let server = server!
         gateway.toUplink = { [unowned self] k, p in
             guard k < uplinks.count else { log.violation("gateway", "packet for uplink \(k) of \(uplinks.count)"); return }
-            uplinks[k].send(p, .aToB) { [unowned self] in server.receive($0) }
+            uplinks[k].send(p, .aToB) { server.receive($0) }
         }
         server.transmit = { [unowned self] p in
             log.note("server", "> " + (SimSegment(p)?.summary ?? "?"))
@@ -284,8 +328,9 @@ final class SimNetwork {
     /// Runs the transfer to its end (or the deadline), then the time-wait.
     func run() -> SimOutcome {
         var o = SimOutcome(scenario: scenario)
+        farHost?.listen()
         client.connect()
-        o.completed = scheduler.run(until: start + scenario.deadline) { client.done && server.done }
+        o.completed = scheduler.run(until: start + scenario.deadline) { client.done && (server?.done ?? farHost!.done) }
         if o.completed { o.finishedAfter = scheduler.now.since(start) }
         let st = gateway.engine.stats
         let engineState = gateway.engine.multipathState.isEmpty ? "" : gateway.engine.multipathState
@@ -293,23 +338,31 @@ final class SimNetwork {
             + "dataLevelRetransmits \(st.dataLevelRetransmits) subflowsFailed \(st.subflowsFailed) released \(st.subflowsReleased) joins \(st.joinsSent)\n"
         // Let the closing handshakes and the engine's time-wait run out.
         scheduler.run(until: scheduler.now + gateway.engine.config.timeWait + .seconds(70))
-        o.uploadVerified = server.uploadVerified
+        o.uploadVerified = server?.uploadVerified ?? farHost!.downloadVerified
         o.downloadVerified = client.downloadVerified
         o.violations = log.violations
-        o.oversize = ([lan] + uplinks).reduce(0) { $0 + $1.counters(.aToB).oversize + $1.counters(.bToA).oversize }
+        o.oversize = ([lan] + uplinks + (farLAN.map { [$0] } ?? [])).reduce(0) { $0 + $1.counters(.aToB).oversize + $1.counters(.bToA).oversize }
         o.toGatewayStack = gateway.toGatewayStack
-        o.connectionsAfterTimeWait = gateway.engine.connectionCount
-        o.serverSubflowsClosed = server.subflowsClosed
-        o.joins = server.joinsAccepted
+        o.connectionsAfterTimeWait = gateway.engine.connectionCount + (farGateway?.engine.connectionCount ?? 0)
+        // (Federation: the far engine's subflows are closed when it forgets the connection.)
+        o.serverSubflowsClosed = server?.subflowsClosed ?? (farGateway!.engine.connectionCount == 0)
+        o.joins = server?.joinsAccepted ?? Int(farGateway!.engine.stats.joinsAccepted)
         o.engineStats = gateway.engine.stats
         o.clientRetransmits = client.sender.retransmittedSegments
-        o.serverDataLevelRetransmits = server.dataLevelRetransmits
+        o.serverDataLevelRetransmits = server?.dataLevelRetransmits ?? 0
         o.uplinkBytes = uplinks.map { $0.counters(.aToB).deliveredBytes + $0.counters(.bToA).deliveredBytes }
         o.events = scheduler.eventsRun
         var d = "client: finAcked \(client.finAcked) finReceived \(client.finReceived) uploadAcked \(client.uploadAcked) \(client.senderStats)\n"
-        d += "server: done \(server.done) dataFinReceived \(server.dataFinReceived) dataFinAcked \(server.dataFinAcked) \(server.subflowStats)\n"
+        if let server {
+            d += "server: done \(server.done) dataFinReceived \(server.dataFinReceived) dataFinAcked \(server.dataFinAcked) \(server.subflowStats)\n"
+        }
+        if let farHost, let farGateway {
+            d += "server (plain, behind the far gateway): done \(farHost.done) finAcked \(farHost.finAcked) finReceived \(farHost.finReceived) \(farHost.senderStats)\n"
+            d += "far gateway: \(farGateway.verdicts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))\n"
+            if !farGateway.engine.multipathState.isEmpty { d += "far engine:\n" + farGateway.engine.multipathState }
+        }
         d += "gateway: \(gateway.verdicts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), to own stack \(gateway.toGatewayStack)\n"
-        for l in [lan] + uplinks {
+        for l in [lan] + uplinks + (farLAN.map { [$0] } ?? []) {
             d += "\(l.name) a->b: \(l.counters(.aToB))\n\(l.name) b->a: \(l.counters(.bToA))\n"
         }
         if !engineState.isEmpty { d += "engine at the end of the transfer:\n" + engineState }

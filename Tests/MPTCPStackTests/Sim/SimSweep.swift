@@ -80,3 +80,65 @@ extension SimTests {
         }
     }
 }
+
+extension SimTests {
+    /// Federation: two engine instances back to back (the near one in the
+    /// initiator role, the far one in the responder role) over two links,
+    /// plain TCP hosts at both ends.
+    @Test("federation: two engines back to back over two links with 1% loss and reordering, 200 seeds: streams intact, the far engine accepts joins")
+    func federationLossy() {
+        let outcomes = sweep(200, salt: 0xFED_5EED) { seed, r in
+            var s = SimScenario(seed: seed)
+            s.federation = true
+            s.upload = 64 * 1024 + Int(r.next() % (192 * 1024))
+            s.download = 64 * 1024 + Int(r.next() % (192 * 1024))
+            s.varyEndpoints(&r)
+            func lossy() -> LinkProfile {
+                LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
+                            loss: 0.01, reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)), queueLimit: 64 * 1024)
+            }
+            s.uplinks = [SimUplink(lossy()), SimUplink(lossy())]
+            s.deadline = .seconds(90)
+            return s
+        }
+        // (A small transfer may end before a join completes over a lossy link.)
+        let joined = outcomes.filter { $0.joins >= 1 }.count
+        #expect(joined * 10 >= outcomes.count * 9, "the far engine accepted joins in only \(joined) of \(outcomes.count) runs")
+    }
+
+    @Test("federation: two links with different rates and delays, 512 KiB each way, 20 seeds: both links carry a real share")
+    func federationBothLinks() {
+        let outcomes = sweep(20, salt: 0xFED_B07) { seed, r in
+            var s = SimScenario(seed: seed)
+            s.federation = true
+            s.upload = 512 * 1024
+            s.download = 512 * 1024
+            s.varyEndpoints(&r)
+            // Short queues: congestion bounds each subflow's window (as in `twoUplinks`).
+            s.uplinks = [SimUplink(LinkProfile(rate: 2_000_000, delay: .milliseconds(10), queueLimit: 32 * 1024)),
+                         SimUplink(LinkProfile(rate: 1_000_000, delay: .milliseconds(25), queueLimit: 32 * 1024))]
+            s.deadline = .seconds(60)
+            return s
+        }
+        for o in outcomes where o.ok {
+            #expect(o.joins >= 1, "seed \(o.scenario.seed): the far engine accepted no join")
+            let total = o.uplinkBytes.reduce(0, +)
+            #expect(o.uplinkBytes.allSatisfy { $0 * 10 > total }, "seed \(o.scenario.seed): bytes per link \(o.uplinkBytes)")
+        }
+    }
+
+    @Test("federation: link 0 cut for 3 s mid-transfer then restored, 30 seeds: streams intact")
+    func federationCut() {
+        sweep(30, salt: 0xFED_C07) { seed, r in
+            var s = SimScenario(seed: seed)
+            s.federation = true
+            s.upload = 512 * 1024
+            s.download = 512 * 1024
+            s.varyEndpoints(&r)
+            s.uplinks = [SimUplink(LinkProfile(rate: 2_000_000, delay: .milliseconds(10)), cuts: [(.milliseconds(300), .milliseconds(3300))]),
+                         SimUplink(LinkProfile(rate: 1_000_000, delay: .milliseconds(30)))]
+            s.deadline = .seconds(90)
+            return s
+        }
+    }
+}

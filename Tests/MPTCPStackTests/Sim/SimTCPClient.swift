@@ -48,11 +48,15 @@ final class SimTCPClient {
         var rcvBuffer = 512 * 1024
         var windowScale: UInt8 = 7
         var delayedAck = false
+        /// Passive open (a plain TCP server behind a second gateway):
+        /// answers the SYN with the options it offered, then as above.
+        var passive = false
+        var name = "client"
         /// The MSS announced in the SYN (MTU 1500 minus IP and TCP headers).
         var mss: UInt16 { if case .v6 = local.address { return 1440 } else { return 1460 } }
     }
 
-    enum State { case idle, synSent, established, reset }
+    enum State { case idle, synSent, listen, synReceived, established, reset }
 
     let config: Config
     private let scheduler: SimScheduler
@@ -72,11 +76,13 @@ final class SimTCPClient {
     private(set) var finReceived = false
     private(set) var downloadVerified = 0
     private var peerWindowScale: UInt8 = 0
+    private var hasPeerWindowScale = false
     private var timestamps = false
     private var tsRecent: UInt32 = 0
     private var payloadSize = 536
     private var segmentsUnacked = 0
-    private let name = "client"
+    private var name: String { config.name }
+    private var peerSackOK = false
 
     /// Offset of our FIN: the SYN is 0, the data 1 ... count.
     private var finOffset: Int { config.upload.count + 1 }
@@ -98,6 +104,9 @@ final class SimTCPClient {
         rtoTimer = SimTimer(scheduler) { [unowned self] in timeout() }
         delackTimer = SimTimer(scheduler) { [unowned self] in sendAck() }
     }
+
+    /// Passive open: waits for the peer's SYN.
+    func listen() { state = .listen }
 
     /// Active open.
     func connect() {
@@ -124,6 +133,16 @@ final class SimTCPClient {
     /// Returns the offset after it.
     @discardableResult
     private func send(at offset: Int, limit: Int = .max, now: Instant) -> Int {
+        if offset == 0 && config.passive {
+            var opts: [TCPOption] = [.maxSegmentSize(config.mss)]
+            if peerSackOK { opts.append(.sackPermitted) }
+            if timestamps { opts.append(.timestamps(value: now.simMilliseconds, echoReply: tsRecent)) }
+            if hasPeerWindowScale { opts += [.noOperation, .windowScale(config.windowScale)] }
+            transmit(simPacket(from: config.local, to: config.remote, seq: isn, ack: irs + 1, flags: TCPFlags.syn | TCPFlags.ack,
+                               window: 64_240, options: opts))
+            sender.sent(0, 1, now: now)
+            return 1
+        }
         if offset == 0 {
             let opts: [TCPOption] = [.maxSegmentSize(config.mss), .sackPermitted,
                                      .timestamps(value: now.simMilliseconds, echoReply: 0), .noOperation,
@@ -183,10 +202,10 @@ final class SimTCPClient {
     private func syncTimer() { rtoTimer.set(sender.timerDeadline) }
 
     private func timeout() {
-        guard state == .synSent || state == .established else { return }
+        guard state == .synSent || state == .synReceived || state == .established else { return }
         sender.onTimeout(now: scheduler.now)
         log.note(name, "RTO (backoff \(sender.backoff)), resending from \(sender.nxt)")
-        if state == .synSent { send(at: 0, now: scheduler.now); syncTimer() } else { pump(force: true) }
+        if state == .synSent || state == .synReceived { send(at: 0, now: scheduler.now); syncTimer() } else { pump(force: true) }
     }
 
     // MARK: Receiving
@@ -198,7 +217,11 @@ final class SimTCPClient {
         guard s.destination == config.local && s.source == config.remote else {
             log.violation(name, "packet for another connection: \(s.summary)"); return
         }
-        if !s.mptcp.isEmpty { log.violation(name, "MPTCP option reached the plain TCP client: \(s.summary)") }
+        // (A passive host gets the peer's SYN with MP_CAPABLE: the gateway
+        // lets an MPTCP-native host answer for itself.)
+        if !s.mptcp.isEmpty && !(config.passive && s.has(TCPFlags.syn) && !s.has(TCPFlags.ack)) {
+            log.violation(name, "MPTCP option reached the plain TCP host: \(s.summary)")
+        }
         if s.has(TCPFlags.rst) {
             if state != .reset { log.violation(name, "connection reset: \(s.summary)") }
             state = .reset
@@ -207,12 +230,37 @@ final class SimTCPClient {
         }
         switch state {
         case .idle, .reset: return
+        case .listen:
+            guard s.has(TCPFlags.syn) && !s.has(TCPFlags.ack) else { log.violation(name, "unexpected segment in LISTEN: \(s.summary)"); return }
+            irs = s.seq
+            hasPeerWindowScale = s.windowScale != nil
+            peerWindowScale = s.windowScale ?? 0
+            peerSackOK = s.sackPermitted
+            timestamps = s.timestamp != nil
+            if let ts = s.timestamp { tsRecent = ts.value }
+            let mss = Int(min(s.mss ?? 536, config.mss))
+            payloadSize = mss - (timestamps ? 12 : 0)
+            state = .synReceived
+            send(at: 0, now: scheduler.now)
+            syncTimer()
+        case .synReceived:
+            if s.has(TCPFlags.syn) {
+                // The peer repeats its SYN: our SYN/ACK was lost.
+                if s.seq == irs && !s.has(TCPFlags.ack) { send(at: 0, now: scheduler.now) } else { log.violation(name, "unexpected SYN in SYN-RECEIVED: \(s.summary)") }
+                return
+            }
+            guard s.has(TCPFlags.ack) && s.ack == isn + 1 else { log.violation(name, "unexpected segment in SYN-RECEIVED: \(s.summary)"); return }
+            _ = sender.onAck(1, window: Int(s.window) << Int(peerWindowScale), pureAck: false, now: scheduler.now)
+            sender.established(mss: payloadSize)
+            state = .established
+            established(s)
         case .synSent:
             guard s.has(TCPFlags.syn) && s.has(TCPFlags.ack) && s.ack == isn + 1 else {
                 log.violation(name, "unexpected segment in SYN-SENT: \(s.summary)"); return
             }
             irs = s.seq
             peerWindowScale = s.windowScale ?? 0
+            hasPeerWindowScale = s.windowScale != nil
             timestamps = s.timestamp != nil
             if let ts = s.timestamp { tsRecent = ts.value }
             let mss = Int(min(s.mss ?? 536, config.mss))

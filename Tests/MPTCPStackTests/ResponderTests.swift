@@ -1,0 +1,198 @@
+import MPTCPStack
+import Testing
+
+// Send/expect tests of the responder role: the MPTCP peer opens the
+// connection from beyond an uplink towards a plain TCP host on the LAN. The
+// test plays both: `host` (the LAN server) and `peer` (the MPTCP client).
+
+private let ACK = TCPFlags.ack
+private let SYN = TCPFlags.syn
+private let RST = TCPFlags.rst
+
+private let uplink0 = IPAddress("198.51.100.1")!
+private let uplink1 = IPAddress("198.51.100.2")!
+
+private final class ResponderScript {
+    let h: EngineHarness
+    let host = Endpoint(address: IPAddress("192.168.1.10")!, port: 5001)
+    let peer = Endpoint(address: IPAddress("203.0.113.7")!, port: 40_000)
+    let peerISN: UInt32 = 0x1000_0000
+    let hostISN: UInt32 = 0x7000_0000
+    let peerKey: UInt64 = 0x0123_4567_89ab_cdef
+    /// Our key, from the SYN/ACK the host's answer became.
+    var localKey: UInt64 = 0
+    var peerTS: UInt32 = 500_000
+    var hostTS: UInt32 = 900_000
+
+    init(seed: UInt64 = 3, multipath: Bool = true) {
+        var config = EngineConfig()
+        if multipath { config.uplinks = [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])] }
+        h = EngineHarness(seed: seed, config: config)
+    }
+
+    var R: UInt64 { MPTCPCrypto.idsn(key: peerKey) }
+    var L: UInt64 { MPTCPCrypto.idsn(key: localKey) }
+
+    func fromPeer(seq: UInt32, ack: UInt32, flags: UInt8 = ACK, mptcp: [MPTCPOption] = [], payload: [UInt8] = [],
+                  to: Endpoint? = nil, from: Endpoint? = nil) -> [UInt8] {
+        peerTS &+= 1
+        return makeTCPPacket(from: from ?? peer, to: to ?? host, seq: seq, ack: ack, flags: flags, window: 1000,
+                             options: [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: hostTS)] + mptcp.map { .mptcp($0) },
+                             payload: payload)
+    }
+
+    func fromHost(seq: UInt32, ack: UInt32, flags: UInt8 = ACK, options: [TCPOption]? = nil, payload: [UInt8] = []) -> [UInt8] {
+        hostTS &+= 1
+        return makeTCPPacket(from: host, to: peer, seq: hostISN &+ seq, ack: peerISN &+ ack, flags: flags, window: 2000,
+                             options: options ?? [.noOperation, .noOperation, .timestamps(value: hostTS, echoReply: peerTS)],
+                             payload: payload)
+    }
+
+    var synOptions: [TCPOption] {
+        [.maxSegmentSize(1460), .sackPermitted, .timestamps(value: peerTS, echoReply: 0), .noOperation, .windowScale(7)]
+    }
+
+    /// SYN, SYN/ACK, third ACK; returns the engine's output for each.
+    func handshake(hostOptions: [TCPOption]? = nil) throws -> (syn: Decoded, synAck: Decoded, third: EngineEvent) {
+        let syn = try h.peer(makeTCPPacket(from: peer, to: host, seq: peerISN, ack: 0, flags: SYN, window: 64_240,
+                                           options: synOptions + [.mptcp(.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256)))]))
+            .rewritten()
+        let synAck = try h.lan(fromHost(seq: 0, ack: 1, flags: SYN | ACK, options: hostOptions ?? [
+            .maxSegmentSize(1460), .sackPermitted, .timestamps(value: hostTS, echoReply: peerTS), .noOperation, .windowScale(7),
+        ])).rewritten()
+        localKey = synAck.mpCapable?.senderKey ?? 0
+        let third = h.peer(fromPeer(seq: peerISN &+ 1, ack: hostISN &+ 1,
+                                    mptcp: [.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: peerKey, receiverKey: localKey))]))
+        return (syn, synAck, third)
+    }
+}
+
+@Suite("Responder")
+struct ResponderTests {
+    @Test("the peer's MP_CAPABLE SYN reaches the LAN host with its options (MSS clamped); the host's plain SYN/ACK gets our key; the third ACK completes both ends and the peer hears of uplink 1 (ADD_ADDR with port and HMAC)")
+    func handshake() throws {
+        let s = ResponderScript()
+        let (syn, synAck, third) = try s.handshake()
+        #expect(syn.mpCapable != nil && syn.mss == 1460 - 28)
+        #expect(syn.source == s.peer && syn.destination == s.host && syn.seq == s.peerISN)
+        let key = try #require(synAck.mpCapable?.senderKey)
+        #expect(synAck.mpCapable?.receiverKey == nil && synAck.seq == s.hostISN && synAck.ack == s.peerISN &+ 1)
+        #expect(s.h.engine.stats.responderSYNs == 1 && s.h.engine.stats.connectionsMPTCP == 1)
+        _ = key
+        // The host's handshake completes: an ACK from the gateway.
+        let toHost = third.outbox.filter { $0.side == .lan }.compactMap { Decoded($0.bytes) }
+        #expect(toHost.count == 1 && toHost.first?.seq == s.peerISN &+ 1 && toHost.first?.ack == s.hostISN &+ 1)
+        #expect(toHost.first?.mptcp.isEmpty == true)
+        // ADD_ADDR for uplink 1 (not uplink 0, where the connection came in).
+        let adds = third.outbox.filter { $0.side == .uplink(0) }.compactMap { Decoded($0.bytes) }.compactMap { d in
+            d.mptcp.lazy.compactMap { if case .addAddr(let x) = $0 { return x } else { return nil } }.first
+        }
+        let a = try #require(adds.first)
+        #expect(adds.count == 1 && a.address == uplink1 && a.addressID == 2 && a.port == 61_999 && !a.echo)
+        #expect(a.hmac == MPTCPCrypto.addAddrHMAC(senderKey: s.localKey, receiverKey: s.peerKey, addressID: 2, address: uplink1, port: 61_999))
+    }
+
+    @Test("after the handshake: peer data goes to the host at its data-level place; the host's data is mapped from our IDSN; the host's ACK is the DATA_ACK")
+    func dataBothWays() throws {
+        let s = ResponderScript()
+        _ = try s.handshake()
+        var rng = SplitMix64(seed: 9)
+        let down = randomBytes(1000, &rng)
+        let e = s.h.peer(s.fromPeer(seq: s.peerISN &+ 1, ack: s.hostISN &+ 1,
+                                    mptcp: [.dss(DSS(dataAck: s.L &+ 1, dataAck8: true,
+                                                     mapping: DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 1000), dsn8: true))],
+                                    payload: down))
+        let o = try e.rewritten()
+        #expect(o.destination == s.host && o.seq == s.peerISN &+ 1 && o.payload == down && o.mptcp.isEmpty)
+        // The host acknowledges it and sends 1200 bytes.
+        let up = randomBytes(1200, &rng)
+        let u = s.h.lan(s.fromHost(seq: 1, ack: 1001, payload: up))
+        let sent = (u.output.flatMap { Decoded($0) }.map { [$0] } ?? []) + u.outbox.filter { $0.side != .lan }.compactMap { Decoded($0.bytes) }
+        let data = sent.filter { !$0.payload.isEmpty }
+        #expect(data.reduce(0) { $0 + $1.payload.count } == 1200)
+        let m = try #require(data.first?.dss?.mapping)
+        #expect(m.dsn == s.L &+ 1 || m.dsn == (s.L &+ 1) & 0xffff_ffff)
+        // The DATA_ACK the peer gets covers what the host acknowledged.
+        let acks = sent.compactMap { $0.dss?.dataAck }
+        #expect(acks.contains { $0 == s.R &+ 1001 || $0 == (s.R &+ 1001) & 0xffff_ffff })
+    }
+
+    @Test("the peer joins uplink 1's announced address: SYN/ACK with our truncated HMAC, its third ACK's HMAC checked, the fourth ACK; a bad HMAC gets a RST; an unknown token is not ours")
+    func joinAccepted() throws {
+        for bad in [false, true] {
+            let s = ResponderScript()
+            _ = try s.handshake()
+            let here = Endpoint(address: uplink1, port: 61_999)
+            let from = Endpoint(address: IPAddress("203.0.113.8")!, port: 40_001)
+            let nonce: UInt32 = 0x5555_aaaa
+            let joinISN: UInt32 = 0x2000_0000
+            let syn = makeTCPPacket(from: from, to: here, seq: joinISN, ack: 0, flags: SYN, window: 64_240,
+                                    options: s.synOptions + [.mptcp(.mpJoin(.syn(flags: 0, addressID: 3, token: MPTCPCrypto.token(key: s.localKey), nonce: nonce)))])
+            let e = s.h.send(syn, .uplink(1))
+            #expect(e.verdict == .drop(.consumed))
+            let sa = try #require(e.outbox.first { $0.side == .uplink(1) }.flatMap { Decoded($0.bytes) })
+            #expect(sa.flags == SYN | ACK && sa.ack == joinISN &+ 1 && sa.source == here && sa.destination == from)
+            guard case let .mpJoin(.synAck(_, id, truncated, ourNonce)) = try #require(sa.mptcp.first) else {
+                Issue.record("no MP_JOIN SYN/ACK"); return
+            }
+            #expect(id == 2)
+            #expect(truncated == MPTCPCrypto.joinHMAC(keyLocal: s.localKey, keyRemote: s.peerKey, nonceLocal: ourNonce, nonceRemote: nonce).a)
+            var mac = MPTCPCrypto.joinHMAC(keyLocal: s.peerKey, keyRemote: s.localKey, nonceLocal: nonce, nonceRemote: ourNonce)
+            if bad { mac.a ^= 1 }
+            let third = makeTCPPacket(from: from, to: here, seq: joinISN &+ 1, ack: sa.seq &+ 1, flags: ACK, window: 1000,
+                                      options: [.mptcp(.mpJoin(.ack(reserved: 0, hmac: mac)))])
+            let t = s.h.send(third, .uplink(1))
+            let back = t.outbox.filter { $0.side == .uplink(1) }.compactMap { Decoded($0.bytes) }
+            if bad {
+                #expect(back.contains { $0.flags & RST != 0 } && s.h.engine.stats.joinsRefused == 1 && s.h.engine.stats.joinsAccepted == 0)
+            } else {
+                #expect(back.contains { $0.flags == ACK && $0.ack == joinISN &+ 1 } && s.h.engine.stats.joinsAccepted == 1)
+            }
+        }
+        // A token no connection has: passed on (a native MPTCP host, or the gateway's own stack, answers it).
+        let s = ResponderScript()
+        _ = try s.handshake()
+        let stray = makeTCPPacket(from: s.peer, to: Endpoint(address: uplink1, port: 61_999), seq: 1, ack: 0, flags: SYN,
+                                  options: s.synOptions + [.mptcp(.mpJoin(.syn(flags: 0, addressID: 1, token: 0xdead_beef, nonce: 1)))])
+        #expect(s.h.send(stray, .uplink(1)).verdict == .accept)
+    }
+
+    @Test("a LAN host that answers with its own MP_CAPABLE is MPTCP-native: passed untouched and forgotten; a third ACK without our key falls back to plain TCP")
+    func nativeHostAndFallback() throws {
+        let s = ResponderScript()
+        _ = try s.h.peer(makeTCPPacket(from: s.peer, to: s.host, seq: s.peerISN, ack: 0, flags: SYN, window: 64_240,
+                                       options: s.synOptions + [.mptcp(.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256)))]))
+            .rewritten()
+        let native = s.h.lan(s.fromHost(seq: 0, ack: 1, flags: SYN | ACK, options: [
+            .maxSegmentSize(1460), .sackPermitted, .timestamps(value: 1, echoReply: 1), .noOperation, .windowScale(7),
+            .mptcp(.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: 42))),
+        ]))
+        #expect(native.verdict == .accept && s.h.engine.stats.passedNative == 1 && s.h.engine.connectionCount == 0)
+
+        let f = ResponderScript(seed: 4)
+        let syn = makeTCPPacket(from: f.peer, to: f.host, seq: f.peerISN, ack: 0, flags: SYN, window: 64_240,
+                                options: f.synOptions + [.mptcp(.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256)))])
+        _ = try f.h.peer(syn).rewritten()
+        _ = try f.h.lan(f.fromHost(seq: 0, ack: 1, flags: SYN | ACK)).rewritten()
+        let plainThird = f.h.peer(f.fromPeer(seq: f.peerISN &+ 1, ack: f.hostISN &+ 1))
+        #expect(plainThird.verdict == .accept && f.h.engine.stats.connectionsFallback == 1 && f.h.engine.connectionCount == 0)
+    }
+
+    @Test("single uplink: the responder handshake and data without the multipath machinery")
+    func singlePath() throws {
+        let s = ResponderScript(multipath: false)
+        let (_, synAck, third) = try s.handshake()
+        #expect(synAck.mpCapable?.senderKey != nil)
+        let t = try third.rewritten()
+        #expect(t.destination == s.host && t.mptcp.isEmpty && t.ack == s.hostISN &+ 1)
+        var rng = SplitMix64(seed: 2)
+        let down = randomBytes(500, &rng)
+        let o = try s.h.peer(s.fromPeer(seq: s.peerISN &+ 1, ack: s.hostISN &+ 1,
+                                        mptcp: [.dss(DSS(dataAck: s.L &+ 1, dataAck8: true,
+                                                         mapping: DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 500), dsn8: true))],
+                                        payload: down)).rewritten()
+        #expect(o.seq == s.peerISN &+ 1 && o.payload == down && o.mptcp.isEmpty)
+        let up = try s.h.lan(s.fromHost(seq: 1, ack: 501, payload: randomBytes(300, &rng))).rewritten()
+        #expect(up.dss?.mapping?.dsn == s.L &+ 1 && up.dss?.dataAck == s.R &+ 501)
+    }
+}
