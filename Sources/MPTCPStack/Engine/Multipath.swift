@@ -1087,7 +1087,9 @@ extension Engine {
                     }
                 }
             }
-            p.rtoAt = p.segments.isEmpty ? nil : now + .nanoseconds(Int64(p.rto * 1e9))
+            // Our FIN, once sent, is outstanding until its own ACK (which
+            // returns above): the timer stays for it even with no data left.
+            p.rtoAt = p.segments.isEmpty && !p.finSent ? nil : now + .nanoseconds(Int64(p.rto * 1e9))
         } else if pure && ack == p.sndUna && !p.segments.isEmpty {
             var newlySacked = 0
             if opts.has(.sack) {
