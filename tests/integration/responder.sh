@@ -25,19 +25,19 @@ ip -n $S mptcp endpoint add $MP_S_ADDR2 dev s2 subflow
 in_ns $S nstat -n >/dev/null
 nstat_value() { in_ns $1 nstat -az "$2" | awk -v k="$2" '$1 == k {print $2}'; }
 
-r1=$(if_bytes $G g1 rx); r2=$(if_bytes $G g2 rx)
-in_ns $S python3 "$XFER" up $MP_C_ADDR 5003 $((64 << 20)) 21 --mptcp --timeout 120 >"$WORK/up.json" 2>&1
-check "kernel MPTCP client -> nfq-mptcp -> plain server: 64 MiB up, sha256 equal" $? "$(head -c 300 "$WORK/up.json")"
-d1=$(( $(if_bytes $G g1 rx) - r1 )); d2=$(( $(if_bytes $G g2 rx) - r2 ))
-echo "RESULT responder_up_mbit=$(python3 -c "import json; d=json.load(open('$WORK/up.json')); print(round(d['bytes']*8/d['seconds']/1e6, 2))" 2>/dev/null) uplink1_rx_bytes=$d1 uplink2_rx_bytes=$d2"
-[ $d1 -gt 10000000 ] && [ $d2 -gt 5000000 ]; check "both uplinks carried the upload" $? "g1 $d1 B, g2 $d2 B"
-
-t1=$(if_bytes $G g1 tx); t2=$(if_bytes $G g2 tx)
-in_ns $S python3 "$XFER" down $MP_C_ADDR 5003 $((64 << 20)) 22 --mptcp --timeout 120 >"$WORK/down.json" 2>&1
-check "plain server -> nfq-mptcp -> kernel MPTCP client: 64 MiB down, sha256 equal" $? "$(head -c 300 "$WORK/down.json")"
-e1=$(( $(if_bytes $G g1 tx) - t1 )); e2=$(( $(if_bytes $G g2 tx) - t2 ))
-echo "RESULT responder_down_mbit=$(python3 -c "import json; d=json.load(open('$WORK/down.json')); print(round(d['bytes']*8/d['seconds']/1e6, 2))" 2>/dev/null) uplink1_tx_bytes=$e1 uplink2_tx_bytes=$e2"
-[ $e1 -gt 10000000 ] && [ $e2 -gt 5000000 ]; check "both uplinks carried the download" $? "g1 $e1 B, g2 $e2 B"
+# One 64 MiB transfer from S (MODE up: S sends; down: C sends) and the
+# bytes each uplink carried (DIR: the gateway's rx or tx counters).
+transfer() { # MODE DIR SEED WHAT
+    local mode=$1 dir=$2 a1 a2 b1 b2
+    a1=$(if_bytes $G g1 $dir); a2=$(if_bytes $G g2 $dir)
+    in_ns $S python3 "$XFER" $mode $MP_C_ADDR 5003 $((64 << 20)) $3 --mptcp --timeout 120 >"$WORK/$mode.json" 2>&1
+    check "$4: 64 MiB $mode, sha256 equal" $? "$(head -c 300 "$WORK/$mode.json")"
+    b1=$(( $(if_bytes $G g1 $dir) - a1 )); b2=$(( $(if_bytes $G g2 $dir) - a2 ))
+    echo "RESULT responder_${mode}_mbit=$(python3 -c "import json; d=json.load(open('$WORK/$mode.json')); print(round(d['bytes']*8/d['seconds']/1e6, 2))" 2>/dev/null) uplink1_${dir}_bytes=$b1 uplink2_${dir}_bytes=$b2"
+    [ $b1 -gt 10000000 ] && [ $b2 -gt 5000000 ]; check "both uplinks carried the $mode transfer" $? "g1 $b1 B, g2 $b2 B"
+}
+transfer up rx 21 "kernel MPTCP client -> nfq-mptcp -> plain server"
+transfer down tx 22 "plain server -> nfq-mptcp -> kernel MPTCP client"
 
 grep -q "^$MP_S_ADDR1\b" "$WORK/peers.log"; check "the server sees the client's own address" $? "$(sort -u "$WORK/peers.log" | tr '\n' ' ')"
 capable=$(nstat_value $S MPTcpExtMPCapableSYNACKRX); fb=$(nstat_value $S MPTcpExtMPCapableFallbackSYNACK)

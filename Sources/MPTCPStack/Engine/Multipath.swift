@@ -61,36 +61,10 @@ extension Engine {
     /// The SYN/ACK of the initial subflow arrived: subflow 0 becomes a path.
     func mpEstablished(_ c: inout Connection, synAck t: TCPSegmentView, opts: TCPOptionSummary, uplink: UInt8, now: Instant) {
         guard let mp = c.mp else { return }
-        var p = Path(local: c.key.client, remote: c.key.server)
-        p.state = .active
-        p.uplink = uplink
-        p.localISN = c.clientISN
-        p.sndUna = c.clientISN + 1
-        p.sndNxt = c.clientISN + 1
-        p.recover = p.sndUna
-        p.remoteISN = t.seq
-        p.rcvNxt = t.seq + 1
-        p.timestamps = opts.has(.timestamps) && mp.clientTimestamps
-        p.remoteTSval = opts.tsValue
-        mp.clientUsesSACK = mp.clientSackOK && opts.has(.sackPermitted)
         // Our clock continues the client's (its SYN carried its TSval).
-        p.tsOffset = mp.clientTSval &- ms(c.lastSeen) &+ 1
-        p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
-        p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
-        p.cwnd = Double(10 * p.mss)
-        let rtt = Double(now.nanoseconds &- c.lastSeen.nanoseconds) / 1e9
-        if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
-        p.lastReceived = now
-        mp.paths = [p]
+        startInitialPath(c, mp, uplink: uplink, peerISN: t.seq, peer: opts, peerTSval: opts.tsValue,
+                         hostTSAt: c.lastSeen, tsAdjust: 1, peerWindow: UInt64(t.window), now: now)
         mp.targets = [(0, c.key.server)]
-        mp.peerWScaleToClient = p.peerWScale
-        mp.clientTSOffset = opts.tsValue &- ms(now)
-        mp.bufStart = c.localIDSN &+ 1
-        mp.ringStart = mp.bufStart
-        mp.bufEnd = mp.bufStart
-        mp.sendNext = mp.bufStart
-        mp.peerWindowEdge = mp.bufStart &+ UInt64(t.window)
-        stats.subflowsOpened &+= 1
     }
 
     /// Responder role: the peer's third ACK (both keys) arrived: subflow 0
@@ -100,6 +74,29 @@ extension Engine {
     func mpEstablishedResponder(_ c: inout Connection, third t: TCPSegmentView, opts: TCPOptionSummary, uplink: UInt8, now: Instant) {
         guard let mp = c.mp else { return }
         let syn = mp.peerSYN
+        // Our clock on the subflow continues the LAN host's (its SYN/ACK carried its TSval).
+        startInitialPath(c, mp, uplink: uplink, peerISN: c.serverISN, peer: syn, peerTSval: opts.tsValue,
+                         hostTSAt: mp.synAckAt, tsAdjust: 0,
+                         peerWindow: UInt64(t.window) << UInt64(syn.has(.windowScale) ? syn.windowScale : 0), now: now)
+        if let len = opts.mpCapable.dataLevelLength, len > 0 {
+            mp.paths[0].mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
+        }
+        mp.targets = [] // the peer opened the connection: it joins us (it may sit behind a NAT)
+        sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
+        if config.announceUplinks {
+            // Every uplink but the one the connection came in on (its path is taken).
+            for u in config.uplinks.indices where u != Int(uplink) && u < 8 { mp.announceUnechoed |= 1 << UInt8(u) }
+            if mp.announceUnechoed != 0 { announceUplinks(c, mp, now: now) }
+        }
+    }
+
+    /// Subflow 0 as a path, in either role: our side continues the LAN
+    /// host's sequence space (and its timestamp clock as of `hostTSAt`),
+    /// the peer's options come from its SYN or SYN/ACK (`peer`); the first
+    /// RTT sample is the time since `hostTSAt`. The send buffer starts at
+    /// our IDSN + 1 with `peerWindow` bytes of the peer's window.
+    private func startInitialPath(_ c: Connection, _ mp: MPConn, uplink: UInt8, peerISN: TCPSeq, peer: TCPOptionSummary,
+                                  peerTSval: UInt32, hostTSAt: Instant, tsAdjust: UInt32, peerWindow: UInt64, now: Instant) {
         var p = Path(local: c.key.client, remote: c.key.server)
         p.state = .active
         p.uplink = uplink
@@ -107,38 +104,27 @@ extension Engine {
         p.sndUna = c.clientISN + 1
         p.sndNxt = c.clientISN + 1
         p.recover = p.sndUna
-        p.remoteISN = c.serverISN
-        p.rcvNxt = c.serverISN + 1
-        p.timestamps = syn.has(.timestamps) && mp.clientTimestamps
-        p.remoteTSval = opts.tsValue
-        mp.clientUsesSACK = mp.clientSackOK && syn.has(.sackPermitted)
-        // Our clock on the subflow continues the LAN host's (its SYN/ACK carried its TSval).
-        p.tsOffset = mp.clientTSval &- ms(mp.synAckAt)
-        p.peerWScale = syn.has(.windowScale) ? syn.windowScale : 0
-        p.mss = Self.payloadMSS(peerMSS: syn.has(.mss) ? syn.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        p.remoteISN = peerISN
+        p.rcvNxt = peerISN + 1
+        p.timestamps = peer.has(.timestamps) && mp.clientTimestamps
+        p.remoteTSval = peerTSval
+        mp.clientUsesSACK = mp.clientSackOK && peer.has(.sackPermitted)
+        p.tsOffset = mp.clientTSval &- ms(hostTSAt) &+ tsAdjust
+        p.peerWScale = peer.has(.windowScale) ? peer.windowScale : 0
+        p.mss = Self.payloadMSS(peerMSS: peer.has(.mss) ? peer.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
         p.cwnd = Double(10 * p.mss)
-        let rtt = Double(now.nanoseconds &- mp.synAckAt.nanoseconds) / 1e9
+        let rtt = Double(now.nanoseconds &- hostTSAt.nanoseconds) / 1e9
         if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
         p.lastReceived = now
-        if let len = opts.mpCapable.dataLevelLength, len > 0 {
-            p.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
-        }
         mp.paths = [p]
-        mp.targets = [] // the peer opened the connection: it joins us (it may sit behind a NAT)
         mp.peerWScaleToClient = p.peerWScale
-        mp.clientTSOffset = opts.tsValue &- ms(now)
+        mp.clientTSOffset = peerTSval &- ms(now)
         mp.bufStart = c.localIDSN &+ 1
         mp.ringStart = mp.bufStart
         mp.bufEnd = mp.bufStart
         mp.sendNext = mp.bufStart
-        mp.peerWindowEdge = mp.bufStart &+ (UInt64(t.window) << UInt64(p.peerWScale))
+        mp.peerWindowEdge = mp.bufStart &+ peerWindow
         stats.subflowsOpened &+= 1
-        sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
-        if config.announceUplinks {
-            // Every uplink but the one the connection came in on (its path is taken).
-            for u in config.uplinks.indices where u != Int(uplink) && u < 8 { mp.announceUnechoed |= 1 << UInt8(u) }
-            if mp.announceUnechoed != 0 { announceUplinks(c, mp, now: now) }
-        }
     }
 
     /// ADD_ADDR for every uplink address of the peer's family (ID = uplink

@@ -11,11 +11,7 @@ extension SimTests {
             s.upload = 48 * 1024 + Int(r.next() % (96 * 1024))
             s.download = 48 * 1024 + Int(r.next() % (96 * 1024))
             s.varyEndpoints(&r)
-            func lossy() -> LinkProfile {
-                LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
-                            loss: 0.01, reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)), queueLimit: 64 * 1024)
-            }
-            s.uplinks = [SimUplink(lossy()), SimUplink(lossy())]
+            s.uplinks = [SimUplink(lossyLink(&r)), SimUplink(lossyLink(&r))]
             s.deadline = .seconds(90)
             return s
         }
@@ -93,11 +89,7 @@ extension SimTests {
             s.upload = 64 * 1024 + Int(r.next() % (192 * 1024))
             s.download = 64 * 1024 + Int(r.next() % (192 * 1024))
             s.varyEndpoints(&r)
-            func lossy() -> LinkProfile {
-                LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
-                            loss: 0.01, reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)), queueLimit: 64 * 1024)
-            }
-            s.uplinks = [SimUplink(lossy()), SimUplink(lossy())]
+            s.uplinks = [SimUplink(lossyLink(&r)), SimUplink(lossyLink(&r))]
             s.deadline = .seconds(90)
             return s
         }
@@ -141,4 +133,10 @@ extension SimTests {
             return s
         }
     }
+}
+
+/// An uplink of the lossy sweeps: 1-3 MB/s, 5-45 ms, 1% loss and 1% reordering by 2-8 ms, 64 KiB queue.
+func lossyLink(_ r: inout SplitMix64) -> LinkProfile {
+    LinkProfile(rate: Double(1_000_000 + r.next() % 2_000_000), delay: .milliseconds(5 + Int64(r.next() % 40)),
+                loss: 0.01, reorder: 0.01, reorderDelay: .milliseconds(2 + Int64(r.next() % 6)), queueLimit: 64 * 1024)
 }
