@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A cut that a router reports (issue 4), against the Linux kernel: link
 # router L1 answers everything it would forward with ICMP "network
-# unreachable" from 4 s to 9 s of a 16 s transfer. nfq-mptcp reads the
+# unreachable" from 4 s to 9 s of a 20 s transfer. nfq-mptcp reads the
 # errors about its subflows' segments (queued from the uplinks): the
 # subflow is given up at once, the kernel server gets a REMOVE_ADDR for it,
 # and it is joined again once L1 forwards again.
@@ -19,7 +19,7 @@ check "ICMP destination unreachable from the uplinks is queued" $? "$(in_ns $G i
 icmp_run() { # MODE
     local limit=0.5; [ $1 = down ] && limit=2.0
     in_ns $S nstat -n >/dev/null
-    cut_transfer icmp $1 cut_uplink_icmp restore_uplink_icmp 4 9 16 $limit 51
+    cut_transfer icmp $1 cut_uplink_icmp restore_uplink_icmp 4 9 20 $limit 51
     local rm
     rm=$(nstat_value $S MPTcpExtRmAddr)
     [ "${rm:-0}" -ge 1 ]; check "icmp ($1): the server kernel received a REMOVE_ADDR" $? "RmAddr=$rm"

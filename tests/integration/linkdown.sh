@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Link-down detection (issue 4), against the Linux kernel: the gateway's
-# uplink 1 interface (g1) goes down 4 s into a 16 s transfer and comes back
+# uplink 1 interface (g1) goes down 4 s into a 20 s transfer and comes back
 # at 9 s. nfq-mptcp hears it from rtnetlink: the subflows on uplink 1 are
 # given up at once (their data goes out again on uplink 2), the kernel server
 # gets a REMOVE_ADDR for uplink 1's address so it stops sending on them too,
@@ -20,8 +20,8 @@ start_mp_server
 linkdown_run() { # MODE
     local mode=$1 limit=0.5; [ $1 = down ] && limit=2.0
     in_ns $S nstat -n >/dev/null; in_ns $C nstat -n >/dev/null
-    [ -n "${LDPCAP:-}" ] && { in_ns $C timeout 20 tcpdump -i c0 -s 96 -B 32768 -w "$WORK/linkdown-$mode-c0.pcap" 2>/dev/null & }
-    cut_transfer linkdown $mode uplink_down uplink_up 4 9 16 $limit 41
+    [ -n "${LDPCAP:-}" ] && { in_ns $C timeout 24 tcpdump -i c0 -s 96 -B 32768 -w "$WORK/linkdown-$mode-c0.pcap" 2>/dev/null & }
+    cut_transfer linkdown $mode uplink_down uplink_up 4 9 20 $limit 41
     local rm
     rm=$(nstat_value $S MPTcpExtRmAddr)
     [ "${rm:-0}" -ge 1 ]; check "linkdown ($mode): the server kernel received a REMOVE_ADDR" $? "RmAddr=$rm"
