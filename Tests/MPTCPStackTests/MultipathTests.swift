@@ -632,6 +632,18 @@ extension MultipathTests {
         }
     }
 
+    @Test("a keepalive from the peer on a subflow (a byte below what we have, no data) is answered with an ACK")
+    func keepaliveAnswered() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        // The join subflow's next expected byte is 1: the probe carries 0.
+        let e = s.onJoin(seq: 0, ack: 1, mptcp: [s.peerDSS(s.L &+ 1)])
+        let acks = s.out(e, .uplink(1))
+        #expect(acks.count == 1 && acks.first?.ack == s.peerJoinISN &+ 1 && acks.first?.payload.isEmpty == true)
+        // An ordinary pure ACK at the next byte gets none.
+        #expect(s.out(s.onJoin(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1)]), .uplink(1)).isEmpty)
+    }
+
     @Test("ICMP destination unreachable about a subflow's segment in flight: that subflow given up, REMOVE_ADDR, rejoined later; other ICMP ignored")
     func icmpUnreachable() throws {
         let s = MPScript()

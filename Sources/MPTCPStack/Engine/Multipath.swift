@@ -885,6 +885,12 @@ extension Engine {
             if t.seq + n == p.rcvNxt && !p.peerFin { p.rcvNxt = p.rcvNxt + 1; p.peerFin = true }
             p.ackPending = true
         }
+        if n == 0 && !t.has(TCPFlags.fin) && t.seq - p.rcvNxt < 0 {
+            // A keepalive or zero-window probe (a byte below what we have, no
+            // data) is answered, as any TCP does (RFC 9293 §3.8.4): the far
+            // end's liveness probe (another nfq-mptcp's stall probe) needs it.
+            p.ackPending = true
+        }
         mp.paths[k] = p
 
         var verdict = Verdict.drop(.consumed)
