@@ -1261,7 +1261,6 @@ extension Engine {
                 if p.joinSentAt + Self.joinRetransmit <= now {
                     if p.joinTries >= 4 {
                         failPath(&c, h, k, now: now, sendReset: p.state != .joinSent)
-                        if p.passive { mp.paths[k].retryAt = nil }
                         continue
                     }
                     p.joinTries += 1
@@ -1368,7 +1367,7 @@ extension Engine {
         guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived > p.lastReceived }) else { return nil }
         if let at = p.probeAt { return at }
         let silent = p.lastReceived + Self.silentAfter
-        guard c.haveDataAckToPeer, c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax else { return silent }
+        guard forwardedBeyondAck(c) else { return silent }
         var stalled = max(p.lastReceived, mp.clientAckMoved) + Self.stallAfter
         if stalled < p.lastProbe + Self.probeSpacing { stalled = p.lastProbe + Self.probeSpacing }
         return min(silent, stalled)
@@ -1379,14 +1378,19 @@ extension Engine {
     /// which may be old after an idle time).
     func forwarded(_ c: inout Connection, _ mp: MPConn, upTo end: TCPSeq, now: Instant) {
         guard c.deliveredMax < end else { return }
-        if c.haveDataAckToPeer && !(c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax) { mp.clientAckMoved = now }
+        if c.haveDataAckToPeer && !forwardedBeyondAck(c) { mp.clientAckMoved = now }
         c.deliveredMax = end
     }
 
     /// The download is stuck at a data-level hole: the client's cumulative
     /// ACK has not moved for `stallAfter` with data forwarded beyond it.
     private func downloadStalled(_ c: Connection, _ mp: MPConn, now: Instant) -> Bool {
-        c.haveDataAckToPeer && c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax && mp.clientAckMoved + Self.stallAfter <= now
+        forwardedBeyondAck(c) && mp.clientAckMoved + Self.stallAfter <= now
+    }
+
+    /// Data has gone to the client beyond its cumulative ACK.
+    private func forwardedBeyondAck(_ c: Connection) -> Bool {
+        c.haveDataAckToPeer && c.clientSeq(ofDownloadDSN: c.dataAckToPeer) < c.deliveredMax
     }
 
     private func probeDue(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) -> Bool {
