@@ -6,6 +6,9 @@ PKGS=(
   pkg-config libnetfilter-queue-dev libmnl-dev libpcap-dev   # build: system libraries
   tshark tcpdump                                             # tests: independent MPTCP dissector, captures
   iproute2 iptables ethtool iperf3 python3 mptcpd iputils-ping # tests/demo: namespaces, queue rules, kernel MPTCP peer
+  mptcpize shadowsocks-libev                                  # bench: mptcpize run (MPTCP sockets), the split-proxy design
+  gnuplot-nox                                                 # bench: the report's charts
+  conntrack                                                   # bench: conntrack -F between designs (memory figure)
 )
 missing=()
 for p in "${PKGS[@]}"; do
