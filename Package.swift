@@ -63,7 +63,7 @@ let package = Package(
 
         .executableTarget(name: "Bench",
                           dependencies: [
-                              "Translator", "MPTCPStack", "CAllocCounter", "Workloads",
+                              "Translator", "MPTCPStack", "CAllocCounter", "Workloads", "CLinux",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 

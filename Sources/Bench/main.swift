@@ -4,15 +4,16 @@ import Glibc
 import MPTCPStack
 import Workloads
 
-/// The benchmark harness. So far it measures the engine alone; the testbed
-/// figures (throughput, setup, failover, cost, memory against the split
-/// proxy and kernel MPTCP) are the benchmark issue's and not produced yet.
-@main
+/// The benchmark harness: the engine alone (`engine`), the testbed figures
+/// against plain TCP, kernel MPTCP and the split proxy (`all`, one
+/// subcommand per figure, `report`), and the bare NFQUEUE loop the `pps`
+/// figure measures the daemon against (`nfq-accept`).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "Bench",
         abstract: "Benchmarks for nfq-mptcp.",
-        subcommands: [EngineBench.self, NotYet.self],
+        subcommands: [EngineBench.self, AllFigures.self, AccuracyFigure.self, ThroughputFigure.self, FailoverFigure.self,
+                      SetupFigure.self, MemoryFigure.self, PpsFigure.self, ReportCommand.self, NFQAccept.self],
         defaultSubcommand: EngineBench.self
     )
 }
@@ -37,15 +38,35 @@ struct EngineBench: ParsableCommand {
 
     func run() throws {
         let n = quick ? 2_000 : rounds
+        let m = try EngineMeasurement.run(twoUplinks: twoUplinks, rounds: n, segmentSize: segmentSize)
+        print("engine (\(m.what)): \(m.segments) segments (\(segmentSize)-byte payloads), \(m.rewrites) rewritten")
+        print(String(format: "engine: %.1f ns/segment, %.3f heap allocations/segment (%lu in total)",
+                     m.nsPerSegment, m.allocsPerSegment, m.allocs))
+        if !m.allTranslated { throw ValidationError("not every data segment was translated: the workload is broken") }
+    }
+}
+
+/// One timed run of an engine workload (shared by `engine` and the `engine`
+/// figure of `all`).
+struct EngineMeasurement {
+    var what: String
+    var segments: Int
+    var rewrites: Int
+    var allocs: UInt
+    var nsPerSegment: Double
+    var allTranslated: Bool
+    var allocsPerSegment: Double { Double(allocs) / Double(segments) }
+
+    static func run(twoUplinks: Bool, rounds n: Int, segmentSize: Int) throws -> EngineMeasurement {
         if twoUplinks {
             // Two of every three segments are peer data (rewritten); the third is the client's ACK.
-            try measure(MultipathDownloadWorkload(rounds: n, segmentSize: segmentSize), n, what: "two-uplink download") { $0 * 2 / 3 }
+            return measure(MultipathDownloadWorkload(rounds: n, segmentSize: segmentSize), n, what: "two-uplink download") { $0 * 2 / 3 }
         } else {
-            try measure(EngineWorkload(rounds: n, segmentSize: segmentSize), n, what: "one uplink, both directions") { $0 }
+            return measure(EngineWorkload(rounds: n, segmentSize: segmentSize), n, what: "one uplink, both directions") { $0 }
         }
     }
 
-    private func measure(_ w: some TranslationWorkload, _ n: Int, what: String, rewritesExpected: (Int) -> Int) throws {
+    private static func measure(_ w: some TranslationWorkload, _ n: Int, what: String, rewritesExpected: (Int) -> Int) -> EngineMeasurement {
         let warm = min(n / 10, 1000)
         w.run(0 ..< warm)
         if let t = getenv("NFQ_ALLOC_TRACE") { nfq_alloc_trace(Int32(atoi(t))) }
@@ -56,21 +77,9 @@ struct EngineBench: ParsableCommand {
         clock_gettime(CLOCK_MONOTONIC, &t1)
         let allocs = nfq_alloc_count() - a0
         let ns = Double(t1.tv_sec - t0.tv_sec) * 1e9 + Double(t1.tv_nsec - t0.tv_nsec)
-        let perSeg = ns / Double(r.segments)
-        print("engine (\(what)): \(r.segments) segments (\(segmentSize)-byte payloads), \(r.rewrites) rewritten")
-        print(String(format: "engine: %.1f ns/segment, %.3f heap allocations/segment (%lu in total)",
-                     perSeg, Double(allocs) / Double(r.segments), allocs))
-        if r.rewrites != rewritesExpected(r.segments) { throw ValidationError("not every data segment was translated: the workload is broken") }
+        return EngineMeasurement(what: what, segments: r.segments, rewrites: r.rewrites, allocs: UInt(allocs),
+                                 nsPerSegment: ns / Double(r.segments), allTranslated: r.rewrites == rewritesExpected(r.segments))
     }
 }
 
-struct NotYet: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "testbed",
-        abstract: "Testbed figures against the split proxy and kernel MPTCP (not implemented yet)."
-    )
-    func run() throws {
-        print("Bench testbed: not implemented yet; no figures were produced.")
-        throw ExitCode(2)
-    }
-}
+Bench.main()
