@@ -74,9 +74,9 @@ import Testing
 
     /// Issue 5, federation: plain client -> nfq-mptcp (initiator) -> two
     /// uplinks -> nfq-mptcp (responder) -> plain server, and the reverse at
-    /// the same time; throughput against each uplink alone (reported, not
-    /// yet checked: the download sometimes runs at half rate); a 10 s cut of uplink 1.
+    /// the same time; throughput against each uplink alone (10% above the
+    /// best one, each way); a 10 s cut of uplink 1.
     @Test func federationOfTwoGateways() throws {
-        Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 19)
+        Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 20)
     }
 }

@@ -1064,7 +1064,7 @@ extension Engine {
                     retransmit(c, mp, &p, k, j, now: now) // partial ACK: the next hole the SACKs show
                 }
             } else {
-                increaseWindow(mp, &p, acked: acked)
+                increaseWindow(mp, &p, k, acked: acked)
             }
             if p.rtoRecovery {
                 if !(ack < p.recover) {
@@ -1115,23 +1115,13 @@ extension Engine {
         }
     }
 
-    /// RFC 6356 LIA: in congestion avoidance a subflow grows by
-    /// min(alpha * acked * mss / total, acked * mss / cwnd).
-    private func increaseWindow(_ mp: MPConn, _ p: inout Path, acked: Int) {
+    /// Slow start, then RFC 6356 LIA (`LinkedIncrease`) in congestion avoidance.
+    private func increaseWindow(_ mp: MPConn, _ p: inout Path, _ k: Int, acked: Int) {
         if p.cwnd < p.ssthresh {
             p.cwnd += Double(min(acked, 2 * p.mss))
             return
         }
-        var total = 0.0, best = 0.0, sum = 0.0
-        for q in mp.paths where q.state == .active && q.srtt > 0 {
-            total += q.cwnd
-            best = max(best, q.cwnd / (q.srtt * q.srtt))
-            sum += q.cwnd / q.srtt
-        }
-        total = max(total, p.cwnd)
-        let alpha = sum > 0 ? total * best / (sum * sum) : 1
-        let a = Double(acked), m = Double(p.mss)
-        p.cwnd += min(alpha * a * m / total, a * m / p.cwnd)
+        p.cwnd += LinkedIncrease.increase(p, at: k, in: mp.paths, acked: acked, mss: p.mss)
     }
 
     /// The first segment the SACKs show lost (RFC 6675 IsLost, counted in

@@ -395,3 +395,7 @@ final class MPConn {
         !dsnBefore(dsn, ringStart) && !dsnBefore(bufEnd, dsn &+ UInt64(length))
     }
 }
+
+extension Path: CoupledSubflow {
+    var isActive: Bool { state == .active }
+}
