@@ -232,12 +232,10 @@ struct Orchestrator {
     let options: RunOptions
     let paths: Paths
     let store: DataStore
-    /// The driver names `all` runs, in order (a separate cost driver only if it exists).
-    var allDrivers: [String] {
-        var d = ["accuracy", "throughput"]
-        if FileManager.default.fileExists(atPath: paths.driver("cost").path) { d.append("cost") }
-        return d + ["failover", "setup", "memory", "pps"]
-    }
+    /// The driver names `all` runs, in order: the shaped figures first, the
+    /// CPU-bound ones (unshaped throughput and cost, pps, then the engine
+    /// alone) last. (The cost figure comes from the throughput driver.)
+    var allDrivers: [String] { ["accuracy", "failover", "setup", "memory", "throughput", "pps"] }
 
     init(_ options: RunOptions) throws {
         self.options = options
@@ -290,15 +288,15 @@ struct Orchestrator {
         Interruption.shared.install()
         let t0 = Date()
         var failed: [String] = []
-        if engine {
-            let r = try runEngineFigure()
-            try record(r)
-        }
         for d in drivers {
             if Interruption.shared.signal != 0 { break }
             let r = try runDriver(d)
             try record(r)
             if r.status != 0 { failed.append("\(d) (exit \(r.status), log: \(paths.file("\(d).log").path))") }
+        }
+        if engine && Interruption.shared.signal == 0 {
+            let r = try runEngineFigure()
+            try record(r)
         }
         let report = try Report(options: options, paths: paths, store: store).write()
         progress("Bench: report \(report.path) (\(Int(Date().timeIntervalSince(t0))) s in all)")
@@ -517,7 +515,7 @@ func shellQuote(_ s: String) -> String {
 struct AllFigures: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every figure (engine, accuracy, throughput, failover, setup, memory, pps), then the report.")
+        abstract: "Every figure (accuracy, failover, setup, memory, throughput and cost, pps, engine), then the report.")
     @OptionGroup var options: RunOptions
     func run() throws {
         let o = try Orchestrator(options)
