@@ -114,13 +114,19 @@ public enum Replayer {
                 rec.write(side: side, output: true, gso: gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                           UnsafeRawBufferPointer(rebasing: ip[off...]))
             }
-            engine.handleTimeout(now: now)
-            for i in 0 ..< engine.outbox.count {
-                let (bytes, s) = engine.outbox.packet(i)
-                r.outputs += 1
-                rec.write(side: s, output: true, at: now, bytes)
-            }
-            engine.outbox.removeAll()
+            // As the daemon does: timer passes until nothing is due (a pass
+            // stops when the outbox is nearly full).
+            var passes = 0
+            repeat {
+                engine.handleTimeout(now: now)
+                for i in 0 ..< engine.outbox.count {
+                    let (bytes, s) = engine.outbox.packet(i)
+                    r.outputs += 1
+                    rec.write(side: s, output: true, at: now, bytes)
+                }
+                engine.outbox.removeAll()
+                passes += 1
+            } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
         }
         r.stats = engine.stats
         return r

@@ -37,8 +37,10 @@ private final class MPScript {
     var ourNonce: UInt32 = 0
     var peerTS: UInt32 = 900_000
 
-    init(seed: UInt64 = 7, config: EngineConfig = multipathConfig()) {
-        h = EngineHarness(seed: seed, config: config)
+    /// `sharing`: another connection through the same engine (from `client`).
+    init(seed: UInt64 = 7, config: EngineConfig = multipathConfig(), sharing other: MPScript? = nil, client: Endpoint? = nil) {
+        h = other?.h ?? EngineHarness(seed: seed, config: config)
+        if let client { c = TestConn(client: client) }
     }
 
     /// Packets the engine originated towards `side`, decoded.
@@ -394,6 +396,71 @@ struct MultipathTests {
         #expect(resets == 1)
         #expect(joins >= 1)
         #expect(s.h.engine.stats.subflowsFailed >= 1)
+    }
+
+    @Test("join source ports all in use (--join-ports exhausted): a connection beyond them stays single-path without taking a slot for a join never sent; a failed subflow's successor gets its port again")
+    func joinPortsExhausted() throws {
+        var config = multipathConfig()
+        config.joinPorts = 61_000 ... 61_001 // one port for joins: the top one is for the peer's joins to our announced addresses
+        let s = MPScript(config: config)
+        try s.twoSubflows()
+        #expect(s.joinLocal.port == 61_000)
+        // A second connection: no port left for its join from uplink 1.
+        let t = MPScript(sharing: s, client: Endpoint("192.168.1.10", 40_002))
+        _ = try t.h.lan(t.c.syn()).rewritten()
+        _ = try t.h.peer(t.c.synAck()).rewritten()
+        let third = t.h.lan(t.c.fromClient(seq: 1, ack: 1))
+        t.localKey = try #require(t.out(third, .uplink(0)).first?.mpCapable?.senderKey)
+        let e = t.h.peer(t.c.fromPeer(seq: 1, ack: 1, mptcp: [t.peerDSS(t.L &+ 1)]))
+        #expect(t.out(e, .uplink(1)).isEmpty && s.h.engine.stats.joinsSent == 1)
+        for _ in 0 ..< 5 {
+            s.h.advance(.milliseconds(500))
+            _ = s.timerOut(nil)
+        }
+        #expect(s.h.engine.stats.joinsSent == 1)
+        // Every slot listed is a subflow (none appended for the join that found no port).
+        #expect(!s.h.engine.multipathState.contains("unused"))
+        // The peer resets the first connection's join subflow: a second later
+        // it is joined again, from the same (only) port.
+        _ = s.onJoin(seq: 1, ack: 1, flags: RST, mptcp: [])
+        #expect(s.h.engine.stats.subflowsFailed == 1)
+        var rejoin: Decoded?
+        for _ in 0 ..< 4 where rejoin == nil {
+            s.h.advance(.milliseconds(400))
+            rejoin = s.timerOut(.uplink(1)).first { $0.flags == SYN }
+        }
+        let r = try #require(rejoin)
+        #expect(r.source == Endpoint(address: uplink1, port: 61_000) && r.destination == s.c.server)
+        #expect(s.h.engine.stats.joinsSent == 2)
+    }
+
+    @Test("300 connections' join SYNs due again at once: a timer pass stops before the outbox overflows, the next one sends the rest; nothing is lost")
+    func timerPassBoundedByOutbox() throws {
+        let s = MPScript()
+        var scripts = [s]
+        for i in 1 ..< 300 { scripts.append(MPScript(sharing: s, client: Endpoint("192.168.1.10", UInt16(41_000 + i)))) }
+        for t in scripts {
+            _ = try t.h.lan(t.c.syn()).rewritten()
+            _ = try t.h.peer(t.c.synAck()).rewritten()
+            let third = t.h.lan(t.c.fromClient(seq: 1, ack: 1))
+            t.localKey = try #require(t.out(third, .uplink(0)).first?.mpCapable?.senderKey)
+            let e = t.h.peer(t.c.fromPeer(seq: 1, ack: 1, mptcp: [t.peerDSS(t.L &+ 1)]))
+            #expect(t.out(e, .uplink(1)).count == 1) // its join SYN
+        }
+        #expect(s.h.engine.stats.joinsSent == 300)
+        // Unanswered: every join SYN is sent again at about the same time.
+        s.h.advance(.seconds(2))
+        var passes = 0, resent = 0
+        repeat {
+            s.h.runTimers()
+            let n = s.h.engine.outbox.count
+            #expect(n <= Outbox.slots - 64 + 8, "pass \(passes): \(n) packets")
+            resent += s.drain().filter { $0.side == .uplink(1) && $0.packet.flags == SYN }.count
+            passes += 1
+        } while passes < 10 && s.h.engine.nextDeadline.map({ $0 <= s.h.now }) == true
+        #expect(passes >= 2, "300 SYNs fit one pass of a 256-packet outbox?")
+        #expect(resent == 300)
+        #expect(s.h.engine.outbox.overflow == 0)
     }
 
     @Test("close: client FIN -> DATA_FIN; peer DATA_ACK -> client ACK; peer DATA_FIN -> client FIN; subflow FINs")

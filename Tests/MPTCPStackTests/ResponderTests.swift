@@ -15,7 +15,7 @@ private let uplink1 = IPAddress("198.51.100.2")!
 private final class ResponderScript {
     let h: EngineHarness
     let host = Endpoint(address: IPAddress("192.168.1.10")!, port: 5001)
-    let peer = Endpoint(address: IPAddress("203.0.113.7")!, port: 40_000)
+    let peer: Endpoint
     let peerISN: UInt32 = 0x1000_0000
     let hostISN: UInt32 = 0x7000_0000
     let peerKey: UInt64 = 0x0123_4567_89ab_cdef
@@ -24,10 +24,31 @@ private final class ResponderScript {
     var peerTS: UInt32 = 500_000
     var hostTS: UInt32 = 900_000
 
-    init(seed: UInt64 = 3, multipath: Bool = true) {
+    /// `sharing`: another connection through the same engine (from `peerPort`).
+    init(seed: UInt64 = 3, multipath: Bool = true, sharing other: ResponderScript? = nil, peerPort: UInt16 = 40_000) {
         var config = EngineConfig()
         if multipath { config.uplinks = [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])] }
-        h = EngineHarness(seed: seed, config: config)
+        h = other?.h ?? EngineHarness(seed: seed, config: config)
+        peer = Endpoint(address: IPAddress("203.0.113.7")!, port: peerPort)
+    }
+
+    /// The peer's MP_JOIN SYN from `from` to `to` for this connection.
+    func joinSYN(from: Endpoint, to: Endpoint, isn: UInt32, nonce: UInt32) -> [UInt8] {
+        makeTCPPacket(from: from, to: to, seq: isn, ack: 0, flags: SYN, window: 64_240,
+                      options: synOptions + [.mptcp(.mpJoin(.syn(flags: 0, addressID: 3, token: MPTCPCrypto.token(key: localKey), nonce: nonce)))])
+    }
+
+    /// A whole join from `from` to `to` (SYN, SYN/ACK, third ACK, fourth ACK); true if it was accepted.
+    func join(from: Endpoint, to: Endpoint, isn: UInt32, nonce: UInt32) throws -> Bool {
+        let e = h.send(joinSYN(from: from, to: to, isn: isn, nonce: nonce), .uplink(1))
+        guard let sa = e.outbox.first(where: { $0.side == .uplink(1) }).flatMap({ Decoded($0.bytes) }),
+              sa.flags == SYN | ACK, sa.ack == isn &+ 1,
+              case let .mpJoin(.synAck(_, _, _, ourNonce)) = sa.mptcp.first else { return false }
+        let mac = MPTCPCrypto.joinHMAC(keyLocal: peerKey, keyRemote: localKey, nonceLocal: nonce, nonceRemote: ourNonce)
+        let before = h.engine.stats.joinsAccepted
+        _ = h.send(makeTCPPacket(from: from, to: to, seq: isn &+ 1, ack: sa.seq &+ 1, flags: ACK, window: 1000,
+                                 options: [.mptcp(.mpJoin(.ack(reserved: 0, hmac: mac)))]), .uplink(1))
+        return h.engine.stats.joinsAccepted == before + 1
     }
 
     var R: UInt64 { MPTCPCrypto.idsn(key: peerKey) }
@@ -155,6 +176,34 @@ struct ResponderTests {
         let stray = makeTCPPacket(from: s.peer, to: Endpoint(address: uplink1, port: 61_999), seq: 1, ack: 0, flags: SYN,
                                   options: s.synOptions + [.mptcp(.mpJoin(.syn(flags: 0, addressID: 1, token: 0xdead_beef, nonce: 1)))])
         #expect(s.h.send(stray, .uplink(1)).verdict == .accept)
+    }
+
+    @Test("the peer reuses a join's 4-tuple (its source port) once that subflow is over, for this connection or another: the new SYN is answered and the join taken, not dropped as the old subflow's; the old subflow's own retransmitted SYN is still its own")
+    func joinReusesFourTuple() throws {
+        let x = ResponderScript()
+        _ = try x.handshake()
+        let y = ResponderScript(sharing: x, peerPort: 40_002)
+        _ = try y.handshake()
+        #expect(x.localKey != y.localKey)
+        let here = Endpoint(address: uplink1, port: 61_999)
+        let from = Endpoint(address: IPAddress("203.0.113.8")!, port: 61_000)
+        // Connection x's join from port 61000, then reset by the peer (its side gave it up).
+        #expect(try x.join(from: from, to: here, isn: 0x2000_0000, nonce: 1))
+        _ = x.h.send(makeTCPPacket(from: from, to: here, seq: 0x2000_0001, ack: 0, flags: RST, window: 0), .uplink(1))
+        #expect(x.h.engine.stats.subflowsFailed == 1)
+        // Port 61000 is free again on the peer's side: connection y's join from it.
+        #expect(try y.join(from: from, to: here, isn: 0x3000_0000, nonce: 2))
+        // x's join again from the same port (y's subflow there gone without a word
+        // reaching us): a SYN with a new ISN on a live passive subflow.
+        #expect(try x.join(from: from, to: here, isn: 0x4000_0000, nonce: 3))
+        #expect(x.h.engine.stats.joinsAccepted == 3 && x.h.engine.stats.joinsRefused == 0)
+        // A retransmission of a SYN whose join is under way is that join's: the same SYN/ACK, no new subflow.
+        let other = Endpoint(address: IPAddress("203.0.113.8")!, port: 61_001)
+        let first = x.h.send(x.joinSYN(from: other, to: here, isn: 0x5000_0000, nonce: 4), .uplink(1))
+        let again = x.h.send(x.joinSYN(from: other, to: here, isn: 0x5000_0000, nonce: 4), .uplink(1))
+        let sa1 = try #require(first.outbox.first { $0.side == .uplink(1) }.flatMap { Decoded($0.bytes) })
+        let sa2 = try #require(again.outbox.first { $0.side == .uplink(1) }.flatMap { Decoded($0.bytes) })
+        #expect(sa1.flags == SYN | ACK && sa2.seq == sa1.seq && sa2.mptcp == sa1.mptcp)
     }
 
     @Test("a LAN host that answers with its own MP_CAPABLE is MPTCP-native: passed untouched and forgotten; a third ACK without our key falls back to plain TCP")

@@ -20,6 +20,12 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// 4-tuple -> handle | subflow << 32 (subflow 0: the client's own 4-tuple).
     var table: [FlowKey: Int] = [:]
     var nextJoinPort = 0
+    /// Join targets (our address, the peer's) whose source ports of
+    /// `--join-ports` were all in use at the last look, and until when not
+    /// to look again: a scan of the whole range for every connection beyond
+    /// it at each of its timers made a daemon with 10 000 connections to one
+    /// server spin for half a minute as they closed. Bounded, rarely changed.
+    var joinPortsFull: [(local: IPAddress, remote: Endpoint, until: Instant)] = []
     /// Our tokens (one per connection, from its local key) -> handle: joins find their connection by it.
     var tokens: [UInt32: Int] = [:]
     /// Uplinks the caller reported down (`uplink(_:isUp:now:)`): no joins from them.
@@ -101,14 +107,27 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 return .accept
             }
             let h = e & 0xffff_ffff
+            if e >> 32 != 0 && v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) && config.multipath,
+               let verdict = joinOnOldSubflow(v, handle: h, subflow: e >> 32, uplink: u, now: now) {
+                return verdict
+            }
             if e >> 32 == 0 { conns[h]!.initial.uplink = u }
             return fromPeer(v, handle: h, subflow: e >> 32, uplink: u, now: now, gso: gso)
         }
     }
 
-    /// Expires idle and closed connections whose time has come.
+    /// Free outbox slots a timer pass keeps for one more connection's timer
+    /// (its retransmissions, probes and joins).
+    static var timerReserve: Int { 64 }
+
+    /// Runs the timers whose time has come (retransmissions, probes, joins,
+    /// expiry). A pass stops early when the outbox is nearly full, so that
+    /// thousands of connections due at once (idle ones probed, joins
+    /// retried) never overflow it: what it sends is never silently lost.
+    /// The rest stays due (`nextDeadline` <= `now`): send the outbox and
+    /// call again.
     public func handleTimeout(now: Instant) {
-        while let d = deadlines.min, d.at <= now {
+        while let d = deadlines.min, d.at <= now, outbox.count <= Outbox.slots - Self.timerReserve {
             _ = deadlines.popMin()
             guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
             if d.timer {

@@ -207,6 +207,40 @@ extension Engine {
         return drop(.consumed)
     }
 
+    /// The peer's MP_JOIN SYN on the 4-tuple of a subflow of ours that is
+    /// over (failed: its table entry stays until the slot is reused) or that
+    /// the peer has evidently given up (a passive subflow, and a SYN with
+    /// another initial sequence number than the one it began with): the
+    /// peer has reused its source port for a new subflow, of this connection
+    /// or of another one. A peer that joins from a range of ports (another
+    /// nfq-mptcp, `--join-ports`) reuses them as soon as they are free on its
+    /// side; these SYNs used to be dropped here without an answer (as the
+    /// old subflow's), so beyond about a range's worth of connections every
+    /// failed subflow's successor, and the joins of the connections that
+    /// took its port, went unanswered and failed in turn. The old subflow is
+    /// forgotten (no RST: it would reach the new one) and the SYN taken as
+    /// any join. nil: the SYN is the old subflow's own (or no join), left to it.
+    func joinOnOldSubflow(_ v: TCPPacketView, handle h: Int, subflow k: Int, uplink u: UInt8, now: Instant) -> Verdict? {
+        guard var c = conns[h], let mp = c.mp, k < mp.paths.count else { return nil }
+        let opts = TCPOptionSummary(parsing: v.tcp.optionArea)
+        // Only for a join some connection of ours takes (a SYN that could
+        // not become a subflow leaves the old one alone).
+        guard case let .syn(_, _, token, _) = opts.mpJoin, tokens[token] != nil else { return nil }
+        let p = mp.paths[k]
+        switch p.state {
+        case .failed, .unused: break
+        case .joinReceived, .active: guard p.passive && v.tcp.seq != p.remoteISN else { return nil }
+        default: return nil
+        }
+        if p.state != .failed && p.state != .unused {
+            failPath(&c, h, k, now: now, sendReset: false)
+            scheduleTimer(&c, h, now: now)
+            conns[h] = c
+        }
+        table[FlowKey(client: p.local, server: p.remote)] = nil
+        return joinSYNFromPeer(v, opts: opts, uplink: u, now: now)
+    }
+
     /// A join we will not take: reset (so the peer stops, and the SYN does
     /// not reach a LAN host that would take it for a new connection).
     private func refuseJoin(_ v: TCPPacketView, uplink u: UInt8) -> Verdict {
@@ -275,21 +309,34 @@ extension Engine {
         if busy { return }
         guard let local = up.addresses.first(where: { $0.sameFamily(as: target.remote.address) }) else { return }
         var slot = candidate
-        if slot == nil && mp.paths.count < min(config.maxSubflows, 8) {
-            mp.paths.append(Path(local: c.key.client, remote: c.key.server))
-            slot = mp.paths.count - 1
-        } else if slot == nil {
+        let append = slot == nil && mp.paths.count < min(config.maxSubflows, 8)
+        if slot == nil && !append {
             // The slot of a subflow to an address the peer has removed.
             slot = mp.paths.indices.first { j in
                 j != 0 && mp.paths[j].state == .failed && !mp.targets.contains { $0.remote == mp.paths[j].remote }
             }
+        }
+        guard slot != nil || append else { return }
+        // The source port before the slot: with none free (every port of the
+        // range in use towards this address) no slot is appended for a join
+        // that is never sent (they used to fill every connection beyond the
+        // range's size with unused slots), and a failed subflow waiting for
+        // its successor tries again a `rejoinInterval` later, not at every
+        // timer (its past `retryAt` kept its connection's timer firing every
+        // millisecond, each time scanning the whole range).
+        guard let port = freeJoinPort(local: local, remote: target.remote, reusing: candidate.map { h | ($0 << 32) }, now: now) else {
+            if let k = candidate { mp.paths[k].retryAt = now + Self.rejoinInterval }
+            return
+        }
+        if append {
+            mp.paths.append(Path(local: c.key.client, remote: c.key.server))
+            slot = mp.paths.count - 1
         }
         guard let k = slot else { return }
         let old = mp.paths[k]
         if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
             table[FlowKey(client: old.local, server: old.remote)] = nil
         }
-        guard let port = freeJoinPort(local: local, remote: target.remote) else { return }
         var p = Path(local: Endpoint(address: local, port: port), remote: target.remote)
         p.remoteID = target.id
         p.state = .joinSent
@@ -311,14 +358,26 @@ extension Engine {
         stats.joinsSent &+= 1
     }
 
-    private func freeJoinPort(local: IPAddress, remote: Endpoint) -> UInt16? {
+    /// A source port of the range for a join from `local` to `remote`: one
+    /// no entry of the table holds, or the one `reusing` (the failed subflow
+    /// the join replaces) holds.
+    /// (When none is free, the range is not scanned again for that target
+    /// for a `rejoinInterval`: `joinPortsFull`.)
+    private func freeJoinPort(local: IPAddress, remote: Endpoint, reusing: Int? = nil, now: Instant) -> UInt16? {
+        if let i = joinPortsFull.firstIndex(where: { $0.local == local && $0.remote == remote }) {
+            if now < joinPortsFull[i].until && reusing == nil { return nil }
+            joinPortsFull.remove(at: i)
+        }
         // The range's last port is kept for the peer's joins to our announced addresses.
         let span = max(1, Int(config.joinPorts.upperBound) - Int(config.joinPorts.lowerBound))
         for _ in 0 ..< span {
             let port = UInt16(Int(config.joinPorts.lowerBound) + nextJoinPort % span)
             nextJoinPort &+= 1
-            if table[FlowKey(client: Endpoint(address: local, port: port), server: remote)] == nil { return port }
+            let e = table[FlowKey(client: Endpoint(address: local, port: port), server: remote)]
+            if e == nil || (reusing != nil && e == reusing) { return port }
         }
+        if joinPortsFull.count >= 16 { joinPortsFull.removeFirst() }
+        joinPortsFull.append((local, remote, now + Self.rejoinInterval))
         return nil
     }
 

@@ -38,21 +38,24 @@ struct SentSegment {
 /// The client's recent TSvals, each with a position (a time or a DSN), in a
 /// fixed ring; a TSval repeated on consecutive records is stored once.
 struct TSHistory {
-    private var positions: [UInt64]
-    private var values: [UInt32]
+    private var positions: [UInt64] = []
+    private var values: [UInt32] = []
     private var next = 0
     private let mask: Int
 
-    /// `capacity` must be a power of two.
+    /// `capacity` must be a power of two. The ring is allocated at the first
+    /// record (an idle connection holds none of it).
     init(capacity: Int) {
-        positions = Array(repeating: 0, count: capacity)
-        values = Array(repeating: 0, count: capacity)
         mask = capacity - 1
     }
 
     /// Records `v` at `position`; a repeat of the last value moves that
     /// record's position when `replacingPosition` (else it is ignored).
     mutating func record(_ v: UInt32, at position: UInt64, replacingPosition: Bool) {
+        if positions.isEmpty {
+            positions = Array(repeating: 0, count: mask + 1)
+            values = Array(repeating: 0, count: mask + 1)
+        }
         let last = (next + mask) & mask
         if next > 0 && values[last] == v {
             if replacingPosition { positions[last] = position }
@@ -81,10 +84,11 @@ struct TSHistory {
 final class PathQueues {
     var segments = Deque<SentSegment>()
     var ooo: [SACKBlock] = []
-    init() {
-        segments.reserveCapacity(512)
-        ooo.reserveCapacity(65)
-    }
+    /// Nothing reserved: the queues grow with a connection's window (once,
+    /// while it ramps up; steady-state translation allocates nothing), and
+    /// an idle connection holds little (issue 6's memory figure: 512
+    /// segments reserved per subflow were about 16 KiB of its ~50 KiB).
+    init() {}
 }
 
 /// One subflow of a multipath connection.

@@ -203,8 +203,14 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// Runs the engine's timers that are due (retransmissions, joins,
     /// expiry) and sends what they originated.
     func runTimers(now: Instant) {
-        engine.handleTimeout(now: now)
-        flushOutbox(now: now)
+        // A pass stops when the engine's outbox is nearly full; what is still
+        // due runs once it is sent (bounded: the queue is served meanwhile).
+        var passes = 0
+        repeat {
+            engine.handleTimeout(now: now)
+            flushOutbox(now: now)
+            passes += 1
+        } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
     }
 
     public func logStats() {
