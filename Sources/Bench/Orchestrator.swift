@@ -265,11 +265,16 @@ struct Orchestrator {
             throw BenchError("\(paths.binDir.appendingPathComponent(b).path) is not built: swift build -c release --product \(b)")
         }
         // The run's context for the report: the machine, the command, the mode.
-        try Machine.collect(root: paths.root).map { "\($0.0)\t\($0.1)" }.joined(separator: "\n").appending("\n")
+        let machine = Machine.collect(root: paths.root)
+        try machine.map { "\($0.0)\t\($0.1)" }.joined(separator: "\n").appending("\n")
             .write(to: paths.file("machine.tsv"), atomically: true, encoding: .utf8)
         try (options.quick ? "quick\n" : "full\n").write(to: paths.file("mode"), atomically: true, encoding: .utf8)
+        // Each command with the commit it ran at (figures of one report may
+        // come from several runs: `report` lists them all).
+        let commit = machine.first { $0.0 == "commit" }?.1 ?? "unknown"
+        let tree = machine.first { $0.0 == "tree" }?.1 == "clean" ? "" : "+"
         var cmds = fresh ? [] : store.readLines("commands.txt")
-        cmds.append("\(ISO8601DateFormatter().string(from: Date()))\t\(commandLine())")
+        cmds.append("\(ISO8601DateFormatter().string(from: Date()))\t\(commit)\(tree)\t\(commandLine())")
         try store.write("commands.txt", cmds)
     }
 

@@ -290,19 +290,31 @@ struct Report {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         var charts = Charts(paths: paths, samples: samples)
         var images = charts.draw()
-        // A full run's report in the repository: the charts go to docs/bench/ next to it.
+        // A full run's report in the repository: the charts and the samples
+        // (every one, and the failover series) go to docs/bench/ next to it.
+        var dataLink: String?
         if !quick && url.path.hasPrefix(paths.root.path + "/") {
             let docs = paths.root.appendingPathComponent("docs/bench")
             try FileManager.default.createDirectory(at: docs, withIntermediateDirectories: true)
-            for (k, src) in images {
+            func copy(_ src: URL) throws -> URL {
                 let dst = docs.appendingPathComponent(src.lastPathComponent)
                 try? FileManager.default.removeItem(at: dst)
                 try FileManager.default.copyItem(at: src, to: dst)
-                images[k] = dst
+                return dst
+            }
+            for (k, src) in images { images[k] = try copy(src) }
+            for f in ["samples.csv", "failover-series.csv", "info.tsv"] where FileManager.default.fileExists(atPath: paths.file(f).path) {
+                let dst = try copy(paths.file(f))
+                if f == "samples.csv" { dataLink = relativePath(from: url.deletingLastPathComponent(), to: dst) }
             }
         }
-        let text = markdown(samples: samples, images: images.mapValues { relativePath(from: url.deletingLastPathComponent(), to: $0) },
+        var text = markdown(samples: samples, images: images.mapValues { relativePath(from: url.deletingLastPathComponent(), to: $0) },
                             chartNotes: charts.notes)
+        if let dataLink {
+            let dir = dataLink.hasSuffix("/samples.csv") ? String(dataLink.dropLast("/samples.csv".count)) : dataLink
+            text = text.replacingOccurrences(of: "\nData: `samples.csv`", with: "\nEvery sample: [`\(dataLink)`](\(dataLink)), with the failover series "
+                + "and the drivers' notes beside it in `\(dir)/`.\nData: `samples.csv`")
+        }
         try text.write(to: url, atomically: true, encoding: .utf8)
         return url
     }
@@ -319,8 +331,12 @@ struct Report {
         md.append("Measured \(date); report written \(ISO8601DateFormatter().string(from: Date())).")
         md.append("")
         let commands = store.readLines("commands.txt").map { l -> String in
-            let f = l.split(separator: "\t", maxSplits: 1).map(String.init)
-            return f.count == 2 ? "    \(f[1])    # \(f[0])" : "    \(l)"
+            let f = l.split(separator: "\t", maxSplits: 2).map(String.init)
+            switch f.count {
+            case 3: return "    \(f[2])    # \(f[0]), commit \(f[1])" // "+": uncommitted changes to tracked files
+            case 2: return "    \(f[1])    # \(f[0])"
+            default: return "    \(l)"
+            }
         }
         md.append(commands.count > 1 ? "Produced by these commands (from the repository root):" : "Produced by (from the repository root):")
         md.append("")
