@@ -308,18 +308,14 @@ struct Report {
                 if f == "samples.csv" { dataLink = relativePath(from: url.deletingLastPathComponent(), to: dst) }
             }
         }
-        var text = markdown(samples: samples, images: images.mapValues { relativePath(from: url.deletingLastPathComponent(), to: $0) },
-                            chartNotes: charts.notes)
-        if let dataLink {
-            let dir = dataLink.hasSuffix("/samples.csv") ? String(dataLink.dropLast("/samples.csv".count)) : dataLink
-            text = text.replacingOccurrences(of: "\nData: `samples.csv`", with: "\nEvery sample: [`\(dataLink)`](\(dataLink)), with the failover series "
-                + "and the drivers' notes beside it in `\(dir)/`.\nData: `samples.csv`")
-        }
+        let text = markdown(samples: samples, images: images.mapValues { relativePath(from: url.deletingLastPathComponent(), to: $0) },
+                            chartNotes: charts.notes, dataLink: dataLink)
         try text.write(to: url, atomically: true, encoding: .utf8)
         return url
     }
 
-    func markdown(samples: [Sample], images: [String: String], chartNotes: [String]) -> String {
+    /// `dataLink`: the committed copy of samples.csv (a full run's), relative to the report.
+    func markdown(samples: [Sample], images: [String: String], chartNotes: [String], dataLink: String? = nil) -> String {
         var md: [String] = []
         let machine: [(String, String)] = {
             let rows = store.tsv("machine.tsv").filter { $0.count >= 2 }.map { ($0[0], $0[1...].joined(separator: "\t")) }
@@ -342,6 +338,10 @@ struct Report {
         md.append("")
         md += commands.isEmpty ? ["    (unknown: DIR/commands.txt is missing)"] : commands
         md.append("")
+        if let dataLink {
+            let dir = dataLink.hasSuffix("/samples.csv") ? String(dataLink.dropLast("/samples.csv".count)) : dataLink
+            md.append("Every sample: [`\(dataLink)`](\(dataLink)), with the failover series and the drivers' notes beside it in `\(dir)/`.")
+        }
         md.append("Data: `samples.csv` (figure, design, rep, metric, value, unit), `info.tsv`, the drivers' logs and the "
             + "charts' gnuplot scripts are in the output directory (`\(displayPath(paths.out))`).")
         md.append("")
