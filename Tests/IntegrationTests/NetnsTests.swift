@@ -72,6 +72,18 @@ import Testing
         Self.assertAllChecksPassed(try Self.script("responder.sh"), minimumChecks: 13)
     }
 
+    /// Issue 12, peers with ordinary non-default Linux settings
+    /// (`interop.sh`): the one-uplink responder with a two-address kernel
+    /// client (its join refused at the gateway; 16 MiB each way, no stall
+    /// over 1 s; a 1 KB request without an RTO; ADD_ADDR echoed; the join
+    /// reaching the LAN host by another path and the kernel's data-level
+    /// resend); a server with flag C (no join to its initial address); a TCP
+    /// Fast Open client over two uplinks; the IPv6 responder's ADD_ADDR
+    /// beside timestamps, joined.
+    @Test func interopWithOrdinaryLinuxSettings() throws {
+        Self.assertAllChecksPassed(try Self.script("interop.sh"), minimumChecks: 27)
+    }
+
     /// Issue 5, federation: plain client -> nfq-mptcp (initiator) -> two
     /// uplinks -> nfq-mptcp (responder) -> plain server, and the reverse at
     /// the same time; throughput against each uplink alone (10% above the

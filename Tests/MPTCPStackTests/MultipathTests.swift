@@ -749,6 +749,25 @@ extension MultipathTests {
         s.h.advance(.milliseconds(1100))
         #expect(s.timerOut(.uplink(1)).contains { $0.flags == SYN })
     }
+    @Test("flag C in the peer's MP_CAPABLE (no new subflows to this address and port): no join to the initial address from any uplink; an address the peer announces is joined from both")
+    func flagCRespected() throws {
+        let s = MPScript()
+        _ = try s.h.lan(s.c.syn()).rewritten()
+        _ = try s.h.peer(s.c.synAck(mpCapable: MPCapable(version: 1, flags: MPCapable.flagHMACSHA256 | MPCapable.flagNoNewSubflowsToSource,
+                                                         senderKey: s.c.peerKey))).rewritten()
+        let third = s.h.lan(s.c.fromClient(seq: 1, ack: 1))
+        s.localKey = try #require(s.out(third, .uplink(0)).first?.mpCapable?.senderKey)
+        let e = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [s.peerDSS(s.L &+ 1)]))
+        #expect(s.out(e, .uplink(1)).filter { $0.flags == SYN }.isEmpty)
+        s.h.advance(.seconds(5))
+        #expect(s.timerOut(nil).filter { $0.flags == SYN }.isEmpty && s.h.engine.stats.joinsSent == 0)
+        let other = IPAddress("203.0.113.77")!
+        let mac = MPTCPCrypto.addAddrHMAC(senderKey: s.c.peerKey, receiverKey: s.localKey, addressID: 1, address: other, port: nil)
+        let a = s.h.peer(s.c.fromPeer(seq: 1, ack: 1, mptcp: [.addAddr(AddAddr(addressID: 1, address: other, hmac: mac))]))
+        var joins: [Decoded] = []
+        for u: UInt8 in 0 ..< 2 { joins += s.out(a, .uplink(u)).filter { $0.flags == SYN } }
+        #expect(joins.count == 2 && joins.allSatisfy { $0.destination == Endpoint(address: other, port: 443) })
+    }
 }
 
 /// Subflow k's congestion window from the engine's state dump.

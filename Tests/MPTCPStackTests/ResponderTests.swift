@@ -11,10 +11,12 @@ private let RST = TCPFlags.rst
 
 private let uplink0 = IPAddress("198.51.100.1")!
 private let uplink1 = IPAddress("198.51.100.2")!
+private let uplink0v6 = IPAddress("2001:db8:100::1")!
+private let uplink1v6 = IPAddress("2001:db8:200::1")!
 
 private final class ResponderScript {
     let h: EngineHarness
-    let host = Endpoint(address: IPAddress("192.168.1.10")!, port: 5001)
+    var host = Endpoint(address: IPAddress("192.168.1.10")!, port: 5001)
     let peer: Endpoint
     let peerISN: UInt32 = 0x1000_0000
     let hostISN: UInt32 = 0x7000_0000
@@ -25,11 +27,16 @@ private final class ResponderScript {
     var hostTS: UInt32 = 900_000
 
     /// `sharing`: another connection through the same engine (from `peerPort`).
-    init(seed: UInt64 = 3, multipath: Bool = true, sharing other: ResponderScript? = nil, peerPort: UInt16 = 40_000) {
+    /// `v6`: the host, the peer and the uplinks have IPv6 addresses.
+    init(seed: UInt64 = 3, multipath: Bool = true, sharing other: ResponderScript? = nil, peerPort: UInt16 = 40_000, v6: Bool = false) {
         var config = EngineConfig()
-        if multipath { config.uplinks = [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])] }
+        if multipath {
+            config.uplinks = v6 ? [UplinkConfig(addresses: [uplink0v6]), UplinkConfig(addresses: [uplink1v6])]
+                                : [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])]
+        }
         h = other?.h ?? EngineHarness(seed: seed, config: config)
-        peer = Endpoint(address: IPAddress("203.0.113.7")!, port: peerPort)
+        peer = Endpoint(address: IPAddress(v6 ? "2001:db8:7::7" : "203.0.113.7")!, port: peerPort)
+        if v6 { host = Endpoint(address: IPAddress("fd00:1::10")!, port: 5001) }
     }
 
     /// The peer's MP_JOIN SYN from `from` to `to` for this connection.
@@ -243,5 +250,79 @@ struct ResponderTests {
         #expect(o.seq == s.peerISN &+ 1 && o.payload == down && o.mptcp.isEmpty)
         let up = try s.h.lan(s.fromHost(seq: 1, ack: 501, payload: randomBytes(300, &rng))).rewritten()
         #expect(up.dss?.mapping?.dsn == s.L &+ 1 && up.dss?.dataAck == s.R &+ 501)
+    }
+
+    // MARK: - Issue 12: interoperability with ordinary Linux settings
+
+    @Test("single uplink: the peer's join for one of our connections (its second address) is answered by the gateway, RST + MP_TCPRST, and never reaches the LAN host; another token passes")
+    func singleUplinkJoinRefused() throws {
+        let s = ResponderScript(multipath: false)
+        _ = try s.handshake()
+        let second = Endpoint(address: IPAddress("203.0.113.8")!, port: 40_100)
+        let e = s.h.send(s.joinSYN(from: second, to: s.host, isn: 0x2000_0000, nonce: 7), .uplink(0))
+        #expect(e.verdict == .drop(.badMPTCP))
+        let rst = try #require(e.outbox.first { $0.side == .uplink(0) }.flatMap { Decoded($0.bytes) })
+        #expect(rst.flags & RST != 0 && rst.destination == second && rst.source == s.host && rst.ack == 0x2000_0001)
+        #expect(rst.mptcp.contains(.mpTCPRST(MPTCPRst(reason: MPTCPRst.reasonProhibited))))
+        #expect(!e.outbox.contains { $0.side == .lan })
+        #expect(s.h.engine.stats.joinsRefused == 1)
+        let stray = makeTCPPacket(from: second, to: s.host, seq: 1, ack: 0, flags: SYN,
+                                  options: s.synOptions + [.mptcp(.mpJoin(.syn(flags: 0, addressID: 1, token: 0xdead_beef, nonce: 1)))])
+        #expect(s.h.send(stray, .uplink(0)).verdict == .accept)
+    }
+
+    @Test("single uplink: the peer's first data carrying MP_CAPABLE with the data-level length (no DSS) is taken at DSN IDSN + 1, not dropped")
+    func singleUplinkFirstDataOnMPCapable() throws {
+        let s = ResponderScript(multipath: false)
+        _ = try s.handshake()
+        var rng = SplitMix64(seed: 5)
+        let data = randomBytes(1000, &rng)
+        let e = s.h.peer(s.fromPeer(seq: s.peerISN &+ 1, ack: s.hostISN &+ 1,
+                                    mptcp: [.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: s.peerKey,
+                                                                 receiverKey: s.localKey, dataLevelLength: 1000))],
+                                    payload: data))
+        let o = try e.rewritten()
+        #expect(o.destination == s.host && o.seq == s.peerISN &+ 1 && o.payload == data && o.mptcp.isEmpty)
+        #expect(s.h.engine.stats.dropped(.unmapped) == 0)
+    }
+
+    @Test("single uplink: the peer resends data at data level under new subflow sequence numbers (after a join was reset): the host gets each byte at its data-level place, and the subflow ACK follows the mapping, not the host's sequence number")
+    func singleUplinkDataLevelRetransmission() throws {
+        let s = ResponderScript(multipath: false)
+        _ = try s.handshake()
+        var rng = SplitMix64(seed: 6)
+        let a = randomBytes(1000, &rng), b = randomBytes(1000, &rng)
+        func dss(_ dsn: UInt64, _ ssn: UInt32, _ len: UInt16) -> [MPTCPOption] {
+            [.dss(DSS(dataAck: s.L &+ 1, dataAck8: true, mapping: DSSMapping(dsn: dsn, subflowSeq: ssn, length: len), dsn8: true))]
+        }
+        // DSN R+1.. at subflow 1: to the host at 1 (same numbers).
+        _ = try s.h.peer(s.fromPeer(seq: s.peerISN &+ 1, ack: s.hostISN &+ 1, mptcp: dss(s.R &+ 1, 1, 1000), payload: a)).rewritten()
+        // The same data again at subflow 1001 (a data-level retransmission), then new data at 2001.
+        let again = try s.h.peer(s.fromPeer(seq: s.peerISN &+ 1001, ack: s.hostISN &+ 1, mptcp: dss(s.R &+ 1, 1001, 1000), payload: a)).rewritten()
+        #expect(again.seq == s.peerISN &+ 1 && again.payload == a)
+        let next = try s.h.peer(s.fromPeer(seq: s.peerISN &+ 2001, ack: s.hostISN &+ 1, mptcp: dss(s.R &+ 1001, 2001, 1000), payload: b)).rewritten()
+        #expect(next.seq == s.peerISN &+ 1001 && next.payload == b)
+        // The host acknowledges 1001, then 1501, then all: the peer's subflow
+        // is acknowledged at 2001, 2501, 3001 (before: 1001, 1501, 2001: stuck).
+        for (hostAck, subflowAck, dataAck) in [(UInt32(1001), UInt32(2001), UInt64(1001)), (1501, 2501, 1501), (2001, 3001, 2001)] {
+            let o = try s.h.lan(s.fromHost(seq: 1, ack: hostAck)).rewritten()
+            #expect(o.ack == s.peerISN &+ subflowAck && o.dss?.dataAck == s.R &+ dataAck)
+            #expect(!o.options.contains { if case .sack = $0 { return true } else { return false } })
+        }
+    }
+
+    @Test("IPv6, timestamps on: the uplink's ADD_ADDR with port and HMAC (30 bytes) goes on a pure ACK without timestamps instead of not at all")
+    func announceIPv6BesideTimestamps() throws {
+        let s = ResponderScript(v6: true)
+        let (_, _, third) = try s.handshake()
+        let adds = third.outbox.filter { $0.side == .uplink(0) }.compactMap { Decoded($0.bytes) }.filter { d in
+            d.mptcp.contains { if case .addAddr = $0 { return true } else { return false } }
+        }
+        let d = try #require(adds.first)
+        guard case let .addAddr(a) = try #require(d.mptcp.first) else { Issue.record("no ADD_ADDR"); return }
+        #expect(a.address == uplink1v6 && a.port == 61_999 && a.addressID == 2 && !a.echo)
+        #expect(a.hmac == MPTCPCrypto.addAddrHMAC(senderKey: s.localKey, receiverKey: s.peerKey, addressID: 2, address: uplink1v6, port: 61_999))
+        #expect(d.optionLength <= 40 && d.flags == ACK && d.payload.isEmpty)
+        #expect(s.h.engine.stats.addAddrSent == 1 && s.h.engine.stats.addAddrWithoutTimestamps == 1)
     }
 }

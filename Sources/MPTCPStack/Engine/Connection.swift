@@ -39,6 +39,73 @@ struct PeerMapping {
     }
 }
 
+/// One-uplink plane: how the peer's subflow sequence numbers on the initial
+/// subflow stand to its data sequence numbers. They start equal (relative
+/// subflow sequence 1 is DSN IDSN + 1) and stay so until the peer resends
+/// data at data level on the same subflow, under new subflow sequence
+/// numbers (a data-level retransmission, allowed by RFC 8684 §3.3.1; Linux
+/// does it when a subflow is reset or its data-level timer fires). Each such
+/// place starts a region in subflow order: subflow sequence `ssn + k` carries
+/// DSN `dsn + k` up to the next region. The subflow-level ACK for a LAN ACK
+/// is then the first subflow sequence whose data the LAN host has not
+/// acknowledged, found by walking the regions (a region whose data is all
+/// acknowledged is dropped).
+struct PeerRegions {
+    static let capacity = 8
+    /// Relative to the peer's ISN.
+    var ssn: InlineArray<8, UInt32> = InlineArray(repeating: 0)
+    var dsn: InlineArray<8, UInt64> = InlineArray(repeating: 0)
+    var count = 0
+
+    /// A region beyond the first (identity) one was ever added: the two
+    /// sequence spaces differ from then on.
+    private(set) var remapped = false
+
+    /// Notes a mapping of `ssnRel` to `dsn`. With every region in use, the
+    /// oldest is dropped: its remaining subflow bytes count as acknowledged
+    /// at subflow level (their data stays the peer's to resend until the
+    /// DATA_ACK, which only the LAN host's ACK moves, covers it).
+    mutating func note(ssnRel: UInt32, dsn d: UInt64, idsn: UInt64) {
+        if count == 0 {
+            ssn[0] = 1; dsn[0] = idsn &+ 1; count = 1
+        }
+        let last = count - 1
+        let delta = ssnRel &- UInt32(truncatingIfNeeded: d)
+        guard delta != ssn[last] &- UInt32(truncatingIfNeeded: dsn[last]) else { return }
+        // Only a mapping further on in the subflow starts a region (an old
+        // one, a subflow-level retransmission, lies in a region we know).
+        guard Int32(bitPattern: ssnRel &- ssn[last]) > 0 else { return }
+        if count == Self.capacity {
+            for j in 1 ..< count { ssn[j - 1] = ssn[j]; dsn[j - 1] = dsn[j] }
+            count -= 1
+        }
+        ssn[count] = ssnRel; dsn[count] = d; count += 1
+        remapped = true
+    }
+
+    /// The relative subflow ACK for data acknowledged up to DSN `ack`
+    /// (exclusive); regions wholly below it are dropped.
+    mutating func subflowAck(dataAck ack: UInt64) -> UInt32 {
+        var i = 0
+        while i < count {
+            let start = dsn[i]
+            if i + 1 < count {
+                let len = UInt64(ssn[i + 1] &- ssn[i])
+                let end = start &+ len
+                if ack &- end < (1 << 62) { i += 1; continue } // ack >= end: all of it acknowledged
+            }
+            let off: UInt32 = ack &- start < (1 << 62) ? UInt32(truncatingIfNeeded: ack &- start) : 0
+            let r = ssn[i] &+ off
+            if i > 0 {
+                for j in i ..< count { ssn[j - i] = ssn[j]; dsn[j - i] = dsn[j] }
+                count -= i
+            }
+            return r
+        }
+        return ssn[count - 1] // unreachable: the last region is open-ended
+    }
+}
+
 /// One TCP subflow of a connection, from the translator's side: "local" is
 /// the end the translator speaks for (the LAN client on the initial subflow,
 /// the gateway's uplink address on a joined one), "remote" is the MPTCP peer.
@@ -120,7 +187,14 @@ struct Connection {
     }
 
     // The client's view of the two byte streams (data level <-> client space).
+    /// The client's ISN, or, once the peer has acknowledged data the
+    /// client's SYN carried (TCP Fast Open), its ISN + that data's length:
+    /// the SYN's data lies before our IDSN + 1 in the data sequence space and
+    /// before relative subflow sequence 1 (as Linux places it), so all the
+    /// mapping arithmetic starts after it.
     var clientISN: TCPSeq
+    /// Bytes of data on the client's SYN (TFO), until the SYN/ACK.
+    var synDataLength: UInt32 = 0
     var serverISN = TCPSeq(0)
     // Keys (RFC 8684 §3.1): ours on behalf of the client, and the peer's.
     var localKey: UInt64
@@ -152,6 +226,8 @@ struct Connection {
 
     /// One past the highest client-space sequence delivered to the client.
     var deliveredMax = TCPSeq(0)
+    /// One-uplink plane: the peer's subflow vs data sequence numbers.
+    var peerRegions = PeerRegions()
 
     var lastSeen: Instant
     var deadline: Instant

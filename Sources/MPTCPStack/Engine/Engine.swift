@@ -210,11 +210,28 @@ public final class Engine<RNG: RandomNumberGenerator> {
     private func peerSYN(_ v: TCPPacketView, key: FlowKey, uplink u: UInt8, now: Instant, gso: Bool) -> Verdict {
         let opts = TCPOptionSummary(parsing: v.tcp.optionArea)
         if opts.has(.mpJoin) {
-            guard config.multipath else { stats.untracked &+= 1; return .accept }
+            guard config.multipath else {
+                // One uplink: a join to one of our connections (say from the
+                // peer's second address) cannot be served; answered here
+                // (RST + MP_TCPRST), it never reaches the LAN host, which
+                // would take it for a new plain connection (§3.2). Another
+                // token is not ours (an MPTCP-native LAN host's).
+                if case let .syn(_, _, token, _) = opts.mpJoin, tokens[token] != nil {
+                    return refuseJoin(v, uplink: u, reason: MPTCPRst.reasonProhibited)
+                }
+                stats.untracked &+= 1
+                return .accept
+            }
             return joinSYNFromPeer(v, opts: opts, uplink: u, now: now)
         }
-        guard config.responder, opts.has(.mpCapable), opts.mpCapable.version == 1, opts.mpCapable.senderKey == nil,
-              v.tcp.payload.isEmpty else {
+        guard config.responder, opts.has(.mpCapable), opts.mpCapable.version == 1, opts.mpCapable.senderKey == nil else {
+            stats.untracked &+= 1
+            return .accept
+        }
+        guard v.tcp.payload.isEmpty else {
+            // TFO towards a plain LAN host: its SYN/ACK (no MP_CAPABLE) ends
+            // MPTCP for this connection on the peer's side; the data is the host's to take.
+            stats.synDataPassed &+= 1
             stats.untracked &+= 1
             return .accept
         }
@@ -297,15 +314,17 @@ public final class Engine<RNG: RandomNumberGenerator> {
             }
             remove(h) // port reuse: the old connection is gone from the client's view
         }
-        // A LAN host that speaks MPTCP itself, a SYN with data (TFO) or one
-        // with no option room left passes as plain TCP, untracked.
-        if !opts.present.isDisjoint(with: .anyMPTCP) || !v.tcp.payload.isEmpty || opts.usedLength + 4 > 40 {
+        // A LAN host that speaks MPTCP itself, or a SYN with no option room
+        // left, passes as plain TCP, untracked. A SYN with data (TCP Fast
+        // Open) gets MP_CAPABLE like any other (RFC 8684 appendix B).
+        if !opts.present.isDisjoint(with: .anyMPTCP) || opts.usedLength + 4 > 40 {
             if opts.usedLength + 4 > 40 { stats.noOptionRoom &+= 1 }
             stats.untracked &+= 1
             return .accept
         }
         guard table.count < config.maxConnections else { stats.tableFull &+= 1; return .accept }
         var c = Connection(key: key, clientISN: v.tcp.seq, localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
+        c.synDataLength = UInt32(v.tcp.payload.count)
         if config.multipath {
             let mp = MPConn(capacity: config.sendBuffer)
             mp.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
@@ -355,7 +374,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // The client aborted: abort the MPTCP connection too (§3.5, option B).
             let added = AddedOptions(first: .mpFastclose(MPFastclose(receiverKey: c.remoteKey)),
                                      second: .mpTCPRST(MPTCPRst(reason: 0)))
-            let ack = t.has(TCPFlags.ack) ? subflowAck(c, clientAck: t.ack) : t.ack
+            let ack = t.has(TCPFlags.ack) ? subflowAck(&c, clientAck: t.ack) : t.ack
             conns[h] = c
             close(h, now: now, reset: true)
             c = conns[h]!
@@ -430,9 +449,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
             added.first = .dss(dss)
         }
         stats.translatedToPeer &+= 1
-        let ack = subflowAck(c, clientAck: t.ack)
+        let ack = subflowAck(&c, clientAck: t.ack)
         return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
+                    policy: OptionPolicy(dropMPTCP: true, dropSACK: c.peerRegions.remapped), added: added, gso: gso)
     }
 
     func capableFlags(_ c: Connection) -> UInt8 {
@@ -442,10 +461,18 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// The subflow-level ACK for a client ACK: the same number, but never
     /// beyond what the peer has sent on the subflow (the client may already
     /// acknowledge a FIN that stands for the peer's DATA_FIN).
-    private func subflowAck(_ c: Connection, clientAck: TCPSeq) -> TCPSeq {
+    /// Once the peer has resent data at data level under new subflow
+    /// sequence numbers, the subflow ACK is the first subflow sequence whose
+    /// data the client has not acknowledged (`PeerRegions`).
+    private func subflowAck(_ c: inout Connection, clientAck: TCPSeq) -> TCPSeq {
+        var ack = clientAck
+        if c.peerRegions.remapped {
+            let d = c.downloadDSN(ofClientAck: clientAck, near: c.peerDataFinDSN ?? c.initial.mapping.dsn)
+            ack = c.serverISN + c.peerRegions.subflowAck(dataAck: d)
+        }
         // peerSndMax is set from the SYN/ACK on; before it there is nothing to cap.
-        if c.initial.remoteISNKnown && c.initial.rcvMax < clientAck { return c.initial.rcvMax }
-        return clientAck
+        if c.initial.remoteISNKnown && c.initial.rcvMax < ack { return c.initial.rcvMax }
+        return ack
     }
 
     // MARK: - Peer (uplink) side
@@ -492,7 +519,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
             }
         case .synSent:
-            guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && t.ack == c.clientISN + 1 else {
+            guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack)
+                    && (t.ack == c.clientISN + 1 || (c.synDataLength > 0 && t.ack == c.clientISN + 1 + c.synDataLength)) else {
                 if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]! }
                 return .accept
             }
@@ -503,6 +531,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 stats.connectionsFallback &+= 1
                 return fallBack(h)
             }
+            if c.synDataLength > 0 && t.ack == c.clientISN + 1 + c.synDataLength {
+                // The peer took the SYN's data (TFO): it precedes IDSN + 1
+                // and relative subflow sequence 1 (Linux: the subflow's
+                // sequence offset moves past it), so our mappings start after it.
+                c.clientISN = c.clientISN + c.synDataLength
+                c.initial.localISN = c.clientISN
+            }
+            c.synDataLength = 0
             c.remoteKey = key
             c.remoteIDSN = MPTCPCrypto.idsn(key: key)
             c.serverISN = t.seq
@@ -581,9 +617,20 @@ public final class Engine<RNG: RandomNumberGenerator> {
                         return fallBack(h)
                     }
                     c.initial.mapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)
+                    c.peerRegions.note(ssnRel: m.subflowSeq, dsn: dsn, idsn: c.remoteIDSN)
                     if d.dataFin { c.peerDataFinDSN = dsn &+ UInt64(m.length) &- 1 }
                 }
             }
+        } else if opts.has(.mpCapable), c.fullyEstablished, n > 0, rel == 1, let len = opts.mpCapable.dataLevelLength, len > 0 {
+            // Responder role: the peer's first data with MP_CAPABLE (both
+            // keys and the data-level length) because it has not yet seen a
+            // DSS from us: DSN = IDSN + 1 at subflow sequence 1 (§3.1).
+            if c.checksums, let cs = opts.mpCapable.checksum, Int(len) == t.payload.count,
+               !DSSChecksum.verify(dsn: c.remoteIDSN &+ 1, subflowSeq: 1, length: len, checksum: cs, payload: t.payload) {
+                stats.dssChecksumFailed &+= 1
+                return drop(.badMPTCP)
+            }
+            c.initial.mapping = PeerMapping(dsn: c.remoteIDSN &+ 1, ssn: 1, length: UInt32(len), dataFin: false, valid: true)
         } else if !c.fullyEstablished && n > 0 && !opts.present.contains(.mpCapable) {
             // Data with no MPTCP option before any DSS: a middlebox removed
             // MPTCP. Continue as plain TCP (§3.7).
@@ -591,6 +638,19 @@ public final class Engine<RNG: RandomNumberGenerator> {
             return fallBack(h)
         }
         if !opts.present.isDisjoint(with: .signalling) { hadSignalling = true }
+        if opts.has(.addAddr) && !opts.addAddr.echo {
+            // One uplink: nothing to join it from, but the announcement is
+            // echoed (§3.4.1), or the peer keeps sending it.
+            let a = opts.addAddr
+            stats.addAddrReceived &+= 1
+            if a.hmac == MPTCPCrypto.addAddrHMAC(senderKey: c.remoteKey, receiverKey: c.localKey, addressID: a.addressID,
+                                                 address: a.address, port: a.port) {
+                let ack = c.haveDataAckToPeer ? subflowAck(&c, clientAck: c.clientSeq(ofDownloadDSN: c.dataAckToPeer)) : c.initial.rcvMax
+                ackPeer(c, ack: ack, option: .addAddr(AddAddr(echo: true, addressID: a.addressID, address: a.address, port: a.port)))
+            } else {
+                stats.addAddrRejected &+= 1 // §3.4.1: silently ignored
+            }
+        }
 
         // Sequence number towards the client: from the DSN of the first byte.
         var seq = t.seq
@@ -630,7 +690,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             // The peer's subflow FIN after the client already has the FIN
             // that stood for the DATA_FIN: the client will not acknowledge
             // it again, so the translator does, at subflow level.
-            ackPeer(c)
+            ackPeer(c, ack: c.initial.rcvMax)
             if c.clientFinAcked { c.initial.closed = true }
         }
         if c.clientFinAcked && n == 0 && flags & TCPFlags.fin == 0 && c.clientFinAckForwarded {
@@ -646,19 +706,21 @@ public final class Engine<RNG: RandomNumberGenerator> {
                     policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso)
     }
 
-    /// Sends the peer a pure ACK of everything it has sent on the subflow,
-    /// with a DATA_ACK, from the client's address and sequence space.
-    private func ackPeer(_ c: Connection) {
+    /// Sends the peer a pure ACK (subflow level: `ack`) from the client's
+    /// address and sequence space, with a DATA_ACK of what the client has
+    /// acknowledged, no more (end-to-end semantics), or with `option`
+    /// instead (an ADD_ADDR echo does not fit beside a DSS over IPv6).
+    private func ackPeer(_ c: Connection, ack: TCPSeq, option: MPTCPOption? = nil) {
         guard let out = outbox.reserve() else { return }
         var w = ByteWriter(writer.options)
         if c.initial.timestamps {
             w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.initial.localTSval); w.u32(c.initial.remoteTSval)
         }
-        // What the client has acknowledged, no more (end-to-end semantics).
         let dataAck = c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
-        MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true)).write(into: &w)
+        (option ?? MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true))).write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
         let len = SegmentWriter.writeBare(into: out, source: c.initial.local, destination: c.initial.remote,
-                                          seq: c.initial.sndMax, ack: c.initial.rcvMax, flags: TCPFlags.ack,
+                                          seq: c.initial.sndMax, ack: ack, flags: TCPFlags.ack,
                                           window: c.initial.window,
                                           options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
         if len > 0 {

@@ -64,7 +64,11 @@ extension Engine {
         // Our clock continues the client's (its SYN carried its TSval).
         startInitialPath(c, mp, uplink: uplink, peerISN: t.seq, peer: opts, peerTSval: opts.tsValue,
                          hostTSAt: c.lastSeen, tsAdjust: 1, peerWindow: UInt64(t.window), now: now)
-        mp.targets = [(0, c.key.server)]
+        // Flag C: the peer takes no new subflows to the address and port of
+        // this one (say a load-balanced address); only addresses it
+        // announces are joined (RFC 8684 §3.1).
+        let noNewToSource = opts.mpCapable.flags & MPCapable.flagNoNewSubflowsToSource != 0
+        mp.targets = noNewToSource ? [] : [(UInt8(0), c.key.server)]
     }
 
     /// Responder role: the peer's third ACK (both keys) arrived: subflow 0
@@ -141,8 +145,16 @@ extension Engine {
             let port = config.joinPorts.upperBound
             let mac = MPTCPCrypto.addAddrHMAC(senderKey: c.localKey, receiverKey: c.remoteKey, addressID: id, address: a, port: port)
             let option = AddAddr(addressID: id, address: a, port: port, hmac: mac)
-            guard (mp.paths[0].timestamps ? 12 : 0) + option.encodedLength <= 40 else { continue }
-            sendControl(c, mp, 0, flags: TCPFlags.ack, now: now, first: .addAddr(option))
+            // IPv6 with port and HMAC is 30 bytes: beside timestamps (12)
+            // over the 40-byte option space. Then the signal goes on a pure
+            // ACK without the timestamp option (Linux takes it: it drops no
+            // segment for a missing timestamp; the ACK carries no data for
+            // PAWS to protect). Counted, so that a peer that never echoes it
+            // can be told apart.
+            let fits = (mp.paths[0].timestamps ? 12 : 0) + option.encodedLength <= 40
+            guard option.encodedLength <= 40 else { stats.addAddrUnsent &+= 1; continue }
+            if !fits { stats.addAddrWithoutTimestamps &+= 1 }
+            sendControl(c, mp, 0, flags: TCPFlags.ack, now: now, first: .addAddr(option), timestamps: fits)
             stats.addAddrSent &+= 1
         }
     }
@@ -243,10 +255,10 @@ extension Engine {
 
     /// A join we will not take: reset (so the peer stops, and the SYN does
     /// not reach a LAN host that would take it for a new connection).
-    private func refuseJoin(_ v: TCPPacketView, uplink u: UInt8) -> Verdict {
+    func refuseJoin(_ v: TCPPacketView, uplink u: UInt8, reason: UInt8 = 0) -> Verdict {
         stats.joinsRefused &+= 1
         var w = ByteWriter(writer.options)
-        MPTCPOption.mpTCPRST(MPTCPRst(reason: 0)).write(into: &w)
+        MPTCPOption.mpTCPRST(MPTCPRst(reason: reason)).write(into: &w)
         while w.offset & 3 != 0 { w.u8(1) }
         if let out = outbox.reserve() {
             let len = SegmentWriter.writeBare(into: out, source: Endpoint(address: v.destination, port: v.tcp.destinationPort),
@@ -585,9 +597,10 @@ extension Engine {
 
     /// Writes our option area into `writer.options`: timestamps, then the
     /// MPTCP options, then a SACK block if there is room. Returns its length.
-    private func pathOptions(_ mp: MPConn, _ p: Path, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil) -> Int {
+    private func pathOptions(_ mp: MPConn, _ p: Path, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
+                             timestamps: Bool = true) -> Int {
         var w = ByteWriter(writer.options)
-        if p.timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
+        if p.timestamps && timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
         first?.write(into: &w)
         second?.write(into: &w)
         while w.offset & 3 != 0 { w.u8(1) }
@@ -657,12 +670,13 @@ extension Engine {
 
     /// A segment with no data (ACK, RST, FIN) on subflow `k`, carrying a DATA_ACK unless other options are given.
     private func sendControl(_ c: Connection, _ mp: MPConn, _ k: Int, flags: UInt8, now: Instant,
-                             first: MPTCPOption? = nil, second: MPTCPOption? = nil, seq: TCPSeq? = nil) {
+                             first: MPTCPOption? = nil, second: MPTCPOption? = nil, seq: TCPSeq? = nil,
+                             timestamps: Bool = true) {
         let p = mp.paths[k]
         // A pure ACK carries a 4-byte DATA_ACK (the peer expands it, §3.3.1):
         // it leaves room for two SACK blocks beside the timestamps.
         let opt = first ?? .dss(DSS(dataAck: dataAckOption(c), dataAck8: false))
-        let ol = pathOptions(mp, p, now: now, first: opt, second: second)
+        let ol = pathOptions(mp, p, now: now, first: opt, second: second, timestamps: timestamps)
         originate(p, towards: .uplink(p.uplink), seq: seq ?? p.sndNxt, ack: p.rcvNxt, flags: flags,
                   window: windowToPeer(mp), optionLength: ol)
     }

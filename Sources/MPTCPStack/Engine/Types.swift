@@ -163,6 +163,15 @@ public struct EngineStats: Sendable, Equatable {
     public var joinsAccepted: UInt64 = 0
     public var joinsRefused: UInt64 = 0
     public var addAddrSent: UInt64 = 0
+    /// Announcements sent on a pure ACK without the timestamp option, which
+    /// left no room for them (IPv6 with port: 30 bytes + 12).
+    public var addAddrWithoutTimestamps: UInt64 = 0
+    /// Announcements that could not be sent at all (no form fits).
+    public var addAddrUnsent: UInt64 = 0
+    /// SYNs with data (TCP Fast Open) from an uplink towards a LAN host:
+    /// passed untranslated (the host's plain SYN/ACK makes the peer fall
+    /// back to TCP for that connection).
+    public var synDataPassed: UInt64 = 0
     public var bufferedBytes: UInt64 = 0
     public var dataSegmentsSent: UInt64 = 0
     public var retransmits: UInt64 = 0

@@ -351,6 +351,9 @@ public struct MPTCPRst: Equatable, Hashable, Sendable {
     public var reason: UInt8
     public init(flags: UInt8 = 0, reason: UInt8) { self.flags = flags; self.reason = reason }
     public var transient: Bool { flags & 1 != 0 }
+    /// Reason codes (RFC 8684 §3.6).
+    public static let reasonUnspecified: UInt8 = 0x00
+    public static let reasonProhibited: UInt8 = 0x03
     public var encodedLength: Int { 4 }
 
     init(parsing b: UnsafeRawBufferPointer) throws(WireError) {

@@ -178,6 +178,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             }
             let now = MonotonicClock.now()
             runTimers(now: now)
+            noteOnce()
             if let ns = nextStats, ns <= now {
                 logStats()
                 nextStats = now + statsEvery!
@@ -185,6 +186,25 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         }
         logStats()
         recorder?.close()
+    }
+
+    /// Conditions an operator should hear of, logged the first time the
+    /// engine counts them (the counters say how often).
+    private var noted: (addAddrNoTS: Bool, addAddrUnsent: Bool, tableFull: Bool) = (false, false, false)
+    private func noteOnce() {
+        let s = engine.stats
+        if s.addAddrWithoutTimestamps > 0 && !noted.addAddrNoTS {
+            noted.addAddrNoTS = true
+            logger.notice("an uplink address is announced on a pure ACK without timestamps (IPv6 ADD_ADDR with port does not fit beside them); a peer that drops such segments will not join it (counter add_addr_without_ts)")
+        }
+        if s.addAddrUnsent > 0 && !noted.addAddrUnsent {
+            noted.addAddrUnsent = true
+            logger.warning("an uplink address could not be announced: no ADD_ADDR form fits (counter add_addr_unsent)")
+        }
+        if s.tableFull > 0 && !noted.tableFull {
+            noted.tableFull = true
+            logger.warning("connection table full (--max-connections): new connections pass untranslated (counter table_full)")
+        }
     }
 
     /// Link changes of the uplinks: logged, and passed to the engine.
@@ -240,6 +260,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
             "responder_syns": "\(s.responderSYNs)", "passed_native": "\(s.passedNative)",
             "joins_accepted": "\(s.joinsAccepted)", "joins_refused": "\(s.joinsRefused)", "add_addr_sent": "\(s.addAddrSent)",
+            "add_addr_without_ts": "\(s.addAddrWithoutTimestamps)", "add_addr_unsent": "\(s.addAddrUnsent)",
+            "table_full": "\(s.tableFull)", "syn_data_passed": "\(s.synDataPassed)",
         ])
         if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
             logger.info("last raw send error: \(String(cString: strerror(e)))")
