@@ -167,6 +167,9 @@ struct Run: ParsableCommand {
                           multipath: multipath ? zip(specs, config.uplinks).map { Rules.Uplink(device: $0.name, addresses: $1.addresses) } : [],
                           joinPorts: config.joinPorts, logger: logger)
         logger.debug("rules\(installRules ? "" : " (not installed: no --install-rules)"):\n\(rules.listing)")
+        // An uplink with no route from its address: refused before anything is installed.
+        if installRules, !rules.problems.isEmpty { throw RuntimeError(rules.problems.joined(separator: "; ")) }
+        for p in rules.problems { logger.warning("\(p)") }
         if installRules {
             do { try rules.install() } catch {
                 rules.remove()

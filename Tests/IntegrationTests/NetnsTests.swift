@@ -91,4 +91,13 @@ import Testing
     @Test func federationOfTwoGateways() throws {
         Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 20)
     }
+
+    /// Issue 12, item 4: uplink 2 routed only by the operator's policy table
+    /// (`ip rule from ADDR table N`, no route through it in the main table),
+    /// L2 answering ARP only for its own addresses: joins established over
+    /// IPv4 and IPv6 and uplink 2 carrying data; with no route at all, a
+    /// one-line error at start and nothing installed.
+    @Test func policyRoutedUplink() throws {
+        Self.assertAllChecksPassed(try Self.script("policyroute.sh"), minimumChecks: 13)
+    }
 }

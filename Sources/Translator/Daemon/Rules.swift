@@ -16,7 +16,9 @@ import MPTCPStack
 ///   arriving on the uplinks queued (read, then passed); the join ports reserved from the local
 ///   stack; accept_local and loose rp_filter; and source-specific routing per
 ///   uplink (`ip rule from ADDR lookup 1000+k`, the table holding the main
-///   table's routes through that uplink and a default route through it).
+///   table's routes through that uplink and a default route through it: the
+///   one the kernel uses for that address out of that device, or none when
+///   that is the operator's own policy routing; see the init).
 ///
 /// Everything installed is undone in reverse order, also after a partial
 /// install; sysctls get their previous values back.
@@ -48,6 +50,11 @@ public final class Rules {
     public static let tableBase = 1000
 
     public private(set) var steps: [Step] = []
+    /// Uplinks the daemon cannot route, one line each: an uplink that is not
+    /// point-to-point with no route from (one of) its addresses. Those
+    /// addresses' rule and default route are not in `steps`; the daemon
+    /// refuses to install with any problem.
+    public private(set) var problems: [String] = []
     private var undo: [() -> Void] = []
     private let logger: Logger
 
@@ -115,31 +122,51 @@ public final class Rules {
             }))
         }
 
-        // Source-specific routing.
+        // Source-specific routing. The default route of table 1000+k is the
+        // one the kernel uses now for a packet from the uplink's address out
+        // of its device (asked before anything of ours is installed). When
+        // that is a table of the operator's own (multi-WAN policy routing:
+        // `ip rule from A table N`), table 1000+k gets no default route at
+        // all: a lookup that misses it goes on to the operator's rules, which
+        // keep working as they were set up (and as they change).
         for (k, u) in multipath.enumerated() {
             let table = String(Self.tableBase + k)
+            var unroutable: [IPAddress] = []
             for a in u.addresses {
                 let fam = a.isV4 ? "-4" : "-6"
                 let routes = Self.mainRoutes(family: fam, device: u.device)
+                let kernel = Self.kernelRoute(family: fam, from: a, device: u.device)
+                let policy = kernel.flatMap { r in r.device == u.device ? r.table.flatMap { Self.isOperators($0) ? $0 : nil } : nil }
                 var haveDefault = false
-                var nexthop: String?
+                var nexthop = kernel?.device == u.device ? kernel?.gateway : nil
                 for r in routes {
-                    if r.first == "default" { haveDefault = true }
-                    if nexthop == nil, let v = r.firstIndex(of: "via"), v + 1 < r.count { nexthop = r[v + 1] }
+                    if r.first == "default" {
+                        if policy != nil { continue } // the operator's table decides
+                        haveDefault = true
+                    }
+                    if nexthop == nil, let v = r.firstIndex(of: "via"), v + 1 < r.count {
+                        nexthop = ["inet", "inet6"].contains(r[v + 1]) && v + 2 < r.count ? Array(r[v + 1 ... v + 2]) : [r[v + 1]]
+                    }
                     let spec = r + ["dev", u.device, "table", table]
                     let add = ["ip", fam, "route", "add"] + spec
                     if !steps.contains(where: { if case let .command(c, _) = $0.action { return c == add } else { return false } }) {
                         steps.append(Step(action: .command(add, undo: ["ip", fam, "route", "del"] + spec)))
                     }
                 }
-                if !haveDefault {
+                if let policy {
+                    logger.info("""
+                        uplink \(u.device): \(a) leaves by the operator's table \(policy)\(kernel?.gateway.map { " (via " + $0.joined(separator: " ") + ")" } ?? ""); \
+                        table \(table) gets no default route, lookups that miss it go on to that table
+                        """)
+                } else if !haveDefault {
                     var spec = ["default"]
-                    if let nexthop { spec += ["via", nexthop] } else {
-                        logger.notice("""
-                            uplink \(u.device) has no default route and no gateway in the main table: its table \(table) \
-                            gets 'default dev \(u.device)' (right for point-to-point links; on Ethernet, give the uplink \
-                            a route via its router)
-                            """)
+                    if let nexthop {
+                        spec += ["via"] + nexthop
+                    } else if Self.isPointToPoint(u.device) {
+                        logger.info("uplink \(u.device): point-to-point, no gateway: table \(table) gets 'default dev \(u.device)'")
+                    } else {
+                        unroutable.append(a)
+                        continue
                     }
                     spec += ["dev", u.device, "table", table]
                     let add = ["ip", fam, "route", "add"] + spec
@@ -150,7 +177,81 @@ public final class Rules {
                 let rule = ["from", a.description, "lookup", table]
                 steps.append(Step(action: .command(["ip", fam, "rule", "add"] + rule, undo: ["ip", fam, "rule", "del"] + rule)))
             }
+            if !unroutable.isEmpty {
+                problems.append("""
+                    uplink \(u.device): no route from \(unroutable.map(\.description).joined(separator: " or ")) out of \(u.device), \
+                    which is not point-to-point (give it a default route via its router, e.g. in a policy table: \
+                    ip rule add from ADDR table N; ip route add default via ROUTER dev \(u.device) table N)
+                    """)
+            }
         }
+    }
+
+    /// The route the kernel picks for a packet from `source` out of
+    /// `device` to a global destination, as `ip route get` shows it: its
+    /// gateway (nil: on-link; with a family when it is given, `inet6 ADDR`),
+    /// device and table (nil: main). Nil when there is none.
+    struct KernelRoute: Equatable {
+        var gateway: [String]?
+        var device: String?
+        var table: String?
+    }
+
+    /// Asks the kernel (`ip route get DST from SOURCE oif DEVICE`, nothing is
+    /// sent); DST stands for any global destination. With a source given,
+    /// IPv6 may answer a route through another device (the uplink's own
+    /// sockets, bound to the device, would not take it): the callers check
+    /// the device.
+    static func kernelRoute(family: String, from source: IPAddress, device: String) -> KernelRoute? {
+        let dst = family == "-4" ? "8.8.8.8" : "2001:4860:4860::8888"
+        guard let out = try? run(["ip", family, "route", "get", dst, "from", source.description, "oif", device], output: true) else { return nil }
+        return parseRouteGet(out)
+    }
+
+    /// The first line of `ip route get`'s answer, e.g. `8.8.8.8 from
+    /// 10.41.3.1 via 10.41.3.2 dev g2 table 102 uid 0`.
+    static func parseRouteGet(_ out: String) -> KernelRoute? {
+        guard let line = out.split(separator: "\n").first else { return nil }
+        let t = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard t.first.map({ !["unreachable", "blackhole", "prohibit", "throw"].contains($0) }) ?? false else { return nil }
+        var r = KernelRoute()
+        var i = 0
+        while i + 1 < t.count {
+            switch t[i] {
+            case "via":
+                if ["inet", "inet6"].contains(t[i + 1]), i + 2 < t.count { r.gateway = [t[i + 1], t[i + 2]]; i += 1 } else { r.gateway = [t[i + 1]] }
+                i += 1
+            case "dev": r.device = t[i + 1]; i += 1
+            case "table": r.table = t[i + 1]; i += 1
+            default: break
+            }
+            i += 1
+        }
+        return r
+    }
+
+    /// A table the operator set up (not main, and not one of the daemon's
+    /// own, left by a run that was killed).
+    static func isOperators(_ table: String) -> Bool {
+        if ["main", "local", "unspec", "254", "255", "0"].contains(table) { return false }
+        if let n = Int(table), n >= tableBase, n < tableBase + 8 { return false }
+        return true
+    }
+
+    /// A device without link-layer address resolution (PPP, WireGuard, tun,
+    /// raw-IP modems: IFF_POINTOPOINT or IFF_NOARP), where a route without a
+    /// gateway is right.
+    static func isPointToPoint(_ device: String) -> Bool {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return false }
+        defer { freeifaddrs(list) }
+        var p = list
+        while let ifa = p {
+            defer { p = ifa.pointee.ifa_next }
+            guard let n = ifa.pointee.ifa_name, String(cString: n) == device else { continue }
+            return ifa.pointee.ifa_flags & (0x10 | 0x80) != 0 // IFF_POINTOPOINT | IFF_NOARP
+        }
+        return false
     }
 
     /// The main table's routes through `device`, as `ip route add` arguments
