@@ -83,6 +83,23 @@ struct PeerRegions {
         remapped = true
     }
 
+    /// The relative subflow sequence range that carried DSNs `l ..< r` in
+    /// the latest region holding all of them (for the client's SACK blocks).
+    func subflowRange(dsn l: UInt64, _ r: UInt64) -> (UInt32, UInt32)? {
+        var i = count - 1
+        while i >= 0 {
+            let start = dsn[i]
+            if l &- start < (1 << 62) && r &- l < (1 << 31) {
+                let off = l &- start, end = r &- start
+                if i + 1 == count || end <= UInt64(ssn[i + 1] &- ssn[i]) {
+                    return (ssn[i] &+ UInt32(truncatingIfNeeded: off), ssn[i] &+ UInt32(truncatingIfNeeded: end))
+                }
+            }
+            i -= 1
+        }
+        return nil
+    }
+
     /// The relative subflow ACK for data acknowledged up to DSN `ack`
     /// (exclusive); regions wholly below it are dropped.
     mutating func subflowAck(dataAck ack: UInt64) -> UInt32 {

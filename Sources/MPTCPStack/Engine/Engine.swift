@@ -47,6 +47,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()
     let writer: SegmentWriter
+    /// Translated SACK blocks (one option, 34 bytes at most).
+    let sackScratch: UnsafeMutableRawBufferPointer
     private var nextGeneration: UInt32 = 1
 
     public init(config: EngineConfig = EngineConfig(), random: RNG) {
@@ -54,6 +56,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         self.rng = random
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
+        sackScratch = .allocate(byteCount: 40, alignment: 8)
         conns.reserveCapacity(1024)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
     }
@@ -62,6 +65,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         outbox.deallocate()
         headerBuffer.deallocate()
         writer.options.deallocate()
+        sackScratch.deallocate()
     }
 
     /// Connections currently tracked (including closed ones in TIME_WAIT).
@@ -450,8 +454,33 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         stats.translatedToPeer &+= 1
         let ack = subflowAck(&c, clientAck: t.ack)
-        return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true, dropSACK: c.peerRegions.remapped), added: added, gso: gso)
+        var policy = OptionPolicy(dropMPTCP: true)
+        if c.peerRegions.remapped {
+            policy.dropSACK = true
+            policy.sackOverride = translatedSACK(c, t.optionArea)
+        }
+        return emit(v, seq: t.seq, ack: ack, flags: t.flags, window: t.window, policy: policy, added: added, gso: gso)
+    }
+
+    /// The client's SACK blocks in the peer's subflow sequence space (one
+    /// uplink, once the peer has resent data at data level), in `sackScratch`;
+    /// a block no one region holds is left out. Nil when none is left.
+    private func translatedSACK(_ c: Connection, _ area: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        for e in TCPOptionIterator(area) where e.fault == nil && e.kind == TCPOptionKind.sack && e.bytes.count >= 10 {
+            var w = ByteWriter(sackScratch)
+            w.u8(TCPOptionKind.sack); w.u8(2)
+            let near = c.peerDataFinDSN ?? c.initial.mapping.dsn
+            for i in 0 ..< (e.bytes.count - 2) / 8 {
+                let l = c.downloadDSN(ofClientAck: TCPSeq(e.bytes.u32(2 + 8 * i)), near: near)
+                let r = c.downloadDSN(ofClientAck: TCPSeq(e.bytes.u32(6 + 8 * i)), near: near)
+                guard let (sl, sr) = c.peerRegions.subflowRange(dsn: l, r) else { continue }
+                w.u32(c.serverISN.rawValue &+ sl); w.u32(c.serverISN.rawValue &+ sr)
+            }
+            guard w.offset > 2 else { return nil }
+            sackScratch[1] = UInt8(w.offset)
+            return UnsafeRawBufferPointer(rebasing: sackScratch[0 ..< w.offset])
+        }
+        return nil
     }
 
     func capableFlags(_ c: Connection) -> UInt8 {

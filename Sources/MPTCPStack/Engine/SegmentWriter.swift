@@ -19,8 +19,10 @@ struct OptionPolicy {
     var mssClamp: UInt16 = 0
     /// Leave SACK blocks out (their sequence numbers mean nothing on the
     /// other side: the one-uplink plane once the peer's subflow and data
-    /// sequence numbers differ).
+    /// sequence numbers differ) ...
     var dropSACK = false
+    /// ... and put these in their place (a whole SACK option, translated).
+    var sackOverride: UnsafeRawBufferPointer?
 }
 
 struct SegmentWriter {
@@ -74,7 +76,7 @@ struct SegmentWriter {
         guard w.offset + need <= 40 else { return nil }
         if let a = added.first { a.write(into: &w) }
         if let a = added.second { a.write(into: &w) }
-        if let sack, !policy.dropSACK {
+        if let sack = policy.sackOverride ?? (policy.dropSACK ? nil : sack) {
             // NOP, NOP, kind, length, then whole blocks while they fit.
             let blocks = (sack.count - 2) / 8
             let pad = (4 - (w.offset & 3)) & 3
