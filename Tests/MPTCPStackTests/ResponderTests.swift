@@ -213,7 +213,7 @@ struct ResponderTests {
         #expect(sa1.flags == SYN | ACK && sa2.seq == sa1.seq && sa2.mptcp == sa1.mptcp)
     }
 
-    @Test("a LAN host that answers with its own MP_CAPABLE is MPTCP-native: passed untouched and forgotten; a third ACK without our key falls back to plain TCP")
+    @Test("a LAN host that answers with its own MP_CAPABLE is MPTCP-native: passed untouched and remembered; a third ACK without our key falls back to plain TCP")
     func nativeHostAndFallback() throws {
         let s = ResponderScript()
         _ = try s.h.peer(makeTCPPacket(from: s.peer, to: s.host, seq: s.peerISN, ack: 0, flags: SYN, window: 64_240,
@@ -223,7 +223,11 @@ struct ResponderTests {
             .maxSegmentSize(1460), .sackPermitted, .timestamps(value: 1, echoReply: 1), .noOperation, .windowScale(7),
             .mptcp(.mpCapable(MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: 42))),
         ]))
-        #expect(native.verdict == .accept && s.h.engine.stats.passedNative == 1 && s.h.engine.connectionCount == 0)
+        #expect(native.verdict == .accept && s.h.engine.stats.passedNative == 1 && s.h.engine.stats.nativeConnections == 1)
+        // Kept as native: its MPTCP packets pass both ways, untouched.
+        let data = s.fromPeer(seq: s.peerISN &+ 1, ack: s.hostISN &+ 1, mptcp: [.dss(DSS(dataAck: 5, dataAck8: true))])
+        #expect(s.h.peer(data).verdict == .accept)
+        #expect(s.h.lan(s.fromHost(seq: 1, ack: 1)).verdict == .accept)
 
         let f = ResponderScript(seed: 4)
         let syn = makeTCPPacket(from: f.peer, to: f.host, seq: f.peerISN, ack: 0, flags: SYN, window: 64_240,

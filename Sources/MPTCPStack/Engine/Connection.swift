@@ -181,6 +181,10 @@ struct Connection {
         case established
         /// The peer answered as plain TCP (or MPTCP was lost): pass untouched.
         case fallback
+        /// Both ends speak MPTCP themselves (a LAN host with its own MPTCP):
+        /// passed untouched, remembered so that its MPTCP packets are not
+        /// taken for those of a connection the engine has lost.
+        case native
         /// Reset or fully closed; remembered until `deadline`.
         case closed
     }
@@ -245,6 +249,17 @@ struct Connection {
     var deliveredMax = TCPSeq(0)
     /// One-uplink plane: the peer's subflow vs data sequence numbers.
     var peerRegions = PeerRegions()
+    /// The client's window scale (its SYN, or in the responder role its
+    /// SYN/ACK): the receive window that peer segments are checked against.
+    var clientWScale: UInt8 = 0
+    /// One-uplink plane: the last subflow-level ACK passed to the peer (the
+    /// peer's view of our RCV.NXT).
+    var ackToPeer = TCPSeq(0)
+    var haveAckToPeer = false
+    /// When the last challenge ACK went out (RFC 5961 §3.2, rate-limited).
+    var lastChallenge = Instant(nanoseconds: 0)
+    /// Native connections: FINs seen from the LAN host / from the peer.
+    var nativeFins: UInt8 = 0
 
     var lastSeen: Instant
     var deadline: Instant

@@ -30,6 +30,10 @@ public final class Engine<RNG: RandomNumberGenerator> {
     var tokens: [UInt32: Int] = [:]
     /// Uplinks the caller reported down (`uplink(_:isUp:now:)`): no joins from them.
     var uplinkDown: [Bool]
+    /// Connections reset because the engine did not know them (Validation.swift).
+    var resets = ResetMemory()
+    var resetSecond: UInt64 = .max
+    var resetsThisSecond = 0
 
     struct Deadline: Comparable {
         var at: Instant
@@ -101,14 +105,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
             if v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) {
                 return clientSYN(v, key: key, now: now, gso: gso)
             }
-            guard let e = table[key], e >> 32 == 0 else { stats.untracked &+= 1; return .accept }
+            guard let e = table[key], e >> 32 == 0 else { return unknownFromLAN(v, key: key, now: now) }
             return fromClient(v, handle: e, now: now, gso: gso)
         case .uplink(let u):
             let key = FlowKey(client: dst, server: src)
             guard let e = table[key] else {
                 if v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) { return peerSYN(v, key: key, uplink: u, now: now, gso: gso) }
-                stats.untracked &+= 1
-                return .accept
+                if v.tcp.has(TCPFlags.syn) { stats.untracked &+= 1; return .accept } // a SYN/ACK: without our MP_CAPABLE it falls back
+                return unknownFromPeer(v, key: key, uplink: u, now: now)
             }
             let h = e & 0xffff_ffff
             if e >> 32 != 0 && v.tcp.has(TCPFlags.syn) && !v.tcp.has(TCPFlags.ack) && config.multipath,
@@ -158,7 +162,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let h: Int
         if let f = free.popLast() { h = f; conns[h] = c } else { h = conns.count; conns.append(c) }
         table[c.key] = h
-        tokens[MPTCPCrypto.token(key: c.localKey)] = h
+        if c.phase != .native { tokens[MPTCPCrypto.token(key: c.localKey)] = h }
         deadlines.insert(Deadline(at: c.deadline, handle: h, generation: c.generation))
         stats.connectionsOpened &+= 1
         return h
@@ -173,7 +177,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if table[jk] == h | (k << 32) { table[jk] = nil }
             }
         }
-        if tokens[MPTCPCrypto.token(key: c.localKey)] == h { tokens[MPTCPCrypto.token(key: c.localKey)] = nil }
+        if c.phase != .native && tokens[MPTCPCrypto.token(key: c.localKey)] == h { tokens[MPTCPCrypto.token(key: c.localKey)] = nil }
         conns[h] = nil
         free.append(h)
     }
@@ -185,6 +189,24 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let at = now + config.timeWait
         conns[h]!.deadline = at
         deadlines.insert(Deadline(at: at, handle: h, generation: conns[h]!.generation))
+    }
+
+    /// A connection between two MPTCP speakers (a LAN host with its own
+    /// MPTCP): tracked, passed untouched.
+    func insertNative(_ key: FlowKey, now: Instant) {
+        guard table[key] == nil, table.count < config.maxConnections else { return }
+        var c = Connection(key: key, clientISN: TCPSeq(0), localKey: 0, now: now, deadline: now + config.idleTimeout)
+        c.phase = .native
+        _ = insert(c)
+        stats.nativeConnections &+= 1
+    }
+
+    /// A native connection's packet: passed; both FINs or a RST close it.
+    private func nativePacket(_ t: TCPSegmentView, _ h: Int, fromLAN: Bool, now: Instant) -> Verdict {
+        conns[h]!.lastSeen = now
+        if t.has(TCPFlags.fin) { conns[h]!.nativeFins |= fromLAN ? 1 : 2 }
+        if t.has(TCPFlags.rst) || conns[h]!.nativeFins == 3 { close(h, now: now, reset: t.has(TCPFlags.rst)) }
+        return .accept
     }
 
     /// Both directions are closed at data level: the connection enters its
@@ -223,6 +245,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if case let .syn(_, _, token, _) = opts.mpJoin, tokens[token] != nil {
                     return refuseJoin(v, uplink: u, reason: MPTCPRst.reasonProhibited)
                 }
+                insertNative(key, now: now) // not ours: a native LAN host's join
                 stats.untracked &+= 1
                 return .accept
             }
@@ -283,10 +306,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let opts = TCPOptionSummary(parsing: t.optionArea)
         if !opts.present.isDisjoint(with: .anyMPTCP) {
             stats.passedNative &+= 1
-            return fallBack(h)
+            conns[h]!.phase = .native // kept: its MPTCP packets are not a lost connection's
+            stats.nativeConnections &+= 1
+            return .accept
         }
         if !c.lanSynAckSeen || c.clientISN != t.seq {
             c.lanSynAckSeen = true
+            c.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
             c.clientISN = t.seq
             c.initial.localISN = t.seq
             c.initial.sndMax = t.seq + 1
@@ -321,14 +347,20 @@ public final class Engine<RNG: RandomNumberGenerator> {
         // A LAN host that speaks MPTCP itself, or a SYN with no option room
         // left, passes as plain TCP, untracked. A SYN with data (TCP Fast
         // Open) gets MP_CAPABLE like any other (RFC 8684 appendix B).
-        if !opts.present.isDisjoint(with: .anyMPTCP) || opts.usedLength + 4 > 40 {
-            if opts.usedLength + 4 > 40 { stats.noOptionRoom &+= 1 }
+        if !opts.present.isDisjoint(with: .anyMPTCP) {
+            insertNative(key, now: now)
+            stats.untracked &+= 1
+            return .accept
+        }
+        if opts.usedLength + 4 > 40 {
+            stats.noOptionRoom &+= 1
             stats.untracked &+= 1
             return .accept
         }
         guard table.count < config.maxConnections else { stats.tableFull &+= 1; return .accept }
         var c = Connection(key: key, clientISN: v.tcp.seq, localKey: freshKey(), now: now, deadline: now + config.idleTimeout)
         c.synDataLength = UInt32(v.tcp.payload.count)
+        c.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
         if config.multipath {
             let mp = MPConn(capacity: config.sendBuffer)
             mp.clientWScale = opts.has(.windowScale) ? opts.windowScale : 0
@@ -358,6 +390,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .fallback:
             stats.passedFallback &+= 1
             return .accept
+        case .native:
+            return nativePacket(t, h, fromLAN: true, now: now)
         case .synSent:
             if t.has(TCPFlags.rst) { close(h, now: now, reset: true) }
             return .accept
@@ -433,7 +467,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 mpc.checksum = DSSChecksum.compute(dsn: c.localIDSN &+ 1, subflowSeq: 1, length: UInt16(truncatingIfNeeded: n), payload: t.payload)
             }
             added.first = .mpCapable(mpc)
-            c.lastUploadDSN = c.localIDSN &+ 1 &+ UInt64(n)
+            let end = c.localIDSN &+ 1 &+ UInt64(n)
+            if end &- c.lastUploadDSN < (1 << 62) { c.lastUploadDSN = end } // (a retransmission does not take it back)
         } else {
             var dss = DSS(dataAck: dataAck, dataAck8: true)
             if n > 0 || fin {
@@ -454,6 +489,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         stats.translatedToPeer &+= 1
         let ack = subflowAck(&c, clientAck: t.ack)
+        c.ackToPeer = ack
+        c.haveAckToPeer = true
         var policy = OptionPolicy(dropMPTCP: true)
         if c.peerRegions.remapped {
             policy.dropSACK = true
@@ -520,12 +557,18 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .fallback:
             stats.passedFallback &+= 1
             return .accept
+        case .native:
+            return nativePacket(t, h, fromLAN: false, now: now)
         case .synReceived:
             if t.has(TCPFlags.syn) {
                 // The peer repeats its SYN: on to the LAN host again.
                 return t.seq == c.serverISN ? rewritePeerSYN(v, gso: gso) : .accept
             }
-            if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]!; return .accept }
+            if t.has(TCPFlags.rst) {
+                // Acted on only at the next sequence number after the SYN (RFC 5961 §3.2).
+                guard t.seq == c.serverISN + 1 else { stats.rstIgnored &+= 1; return drop(.invalid) }
+                conns[h] = c; close(h, now: now, reset: true); c = conns[h]!; return .accept
+            }
             guard c.lanSynAckSeen, t.has(TCPFlags.ack), t.ack == c.clientISN + 1 else { return drop(.badMPTCP) }
             guard opts.has(.mpCapable), let key = opts.mpCapable.senderKey, opts.mpCapable.receiverKey == c.localKey else {
                 // The third ACK without our key echoed: MPTCP was lost on
@@ -548,9 +591,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
             }
         case .synSent:
-            guard t.has(TCPFlags.syn) && t.has(TCPFlags.ack)
-                    && (t.ack == c.clientISN + 1 || (c.synDataLength > 0 && t.ack == c.clientISN + 1 + c.synDataLength)) else {
-                if t.has(TCPFlags.rst) { conns[h] = c; close(h, now: now, reset: true); c = conns[h]! }
+            let acksSYN = t.has(TCPFlags.ack) && (t.ack == c.clientISN + 1 || (c.synDataLength > 0 && t.ack == c.clientISN + 1 + c.synDataLength))
+            guard t.has(TCPFlags.syn) && acksSYN else {
+                // In SYN-SENT a RST counts only when it acknowledges our SYN (RFC 9293 §3.10.7.3).
+                if t.has(TCPFlags.rst) {
+                    guard acksSYN else { stats.rstIgnored &+= 1; return drop(.invalid) }
+                    conns[h] = c; close(h, now: now, reset: true); c = conns[h]!
+                }
                 return .accept
             }
             guard opts.has(.mpCapable), opts.mpCapable.version == 1, let key = opts.mpCapable.senderKey,
@@ -593,6 +640,45 @@ public final class Engine<RNG: RandomNumberGenerator> {
             }
         }
 
+        // Nothing acts before it is validated (RFC 793 §3.3, RFC 5961, RFC 8684).
+        let n = UInt32(t.payload.count)
+        if t.has(TCPFlags.rst) && !peerRSTExact(c, seq: t.seq) {
+            if peerSegmentAcceptable(c, seq: t.seq, length: 0) {
+                stats.rstChallenged &+= 1
+                challenge(&c, now: now)
+            } else {
+                stats.rstIgnored &+= 1
+            }
+            return drop(.invalid)
+        }
+        if !t.has(TCPFlags.rst) && !peerSegmentAcceptable(c, seq: t.seq, length: n + (t.has(TCPFlags.fin) ? 1 : 0)) {
+            stats.outOfWindow &+= 1
+            challenge(&c, now: now) // an unacceptable segment is answered with an ACK
+            return drop(.invalid)
+        }
+        if opts.has(.mpFastclose) && opts.mpFastclose.receiverKey != c.localKey {
+            stats.fastcloseRejected &+= 1 // §3.5: only with our key
+            return drop(.invalid)
+        }
+        var peerDataAck: UInt64?
+        var mappedDSN: UInt64?
+        if opts.has(.dss) {
+            let d = opts.dss
+            if let a = d.dataAck {
+                let full = d.dataAckIs8 ? a : DataSeq.expand(low32: UInt32(truncatingIfNeeded: a),
+                                                              near: DataSeq(c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1)).rawValue
+                // Only for data we sent (a DATA_ACK going back is a late segment's: ignored below).
+                guard c.lastUploadDSN &- full < (1 << 63) else { stats.dataAckInvalid &+= 1; return drop(.invalid) }
+                peerDataAck = full
+            }
+            if let m = d.mapping {
+                let near = c.initial.mapping.valid ? c.initial.mapping.dsn : c.remoteIDSN &+ 1
+                let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
+                guard downloadInWindow(c, dsn: dsn, length: UInt64(m.length)) else { stats.dataOutOfWindow &+= 1; return drop(.invalid) }
+                mappedDSN = dsn
+            }
+        }
+
         if t.has(TCPFlags.rst) || opts.has(.mpFastclose) {
             if opts.has(.mpFastclose) { stats.fastcloseReceived &+= 1 }
             let wasClosed = c.phase == .closed
@@ -609,7 +695,6 @@ public final class Engine<RNG: RandomNumberGenerator> {
                         dropPayload: true)
         }
 
-        let n = UInt32(t.payload.count)
         let rel = t.seq.rawValue &- c.serverISN.rawValue
         if c.initial.timestamps && opts.has(.timestamps) { c.initial.remoteTSval = opts.tsValue }
         var end = t.seq + n
@@ -620,18 +705,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if opts.has(.dss) {
             c.fullyEstablished = true
             let d = opts.dss
-            if let a = d.dataAck {
-                let full = d.dataAckIs8 ? a : DataSeq.expand(low32: UInt32(truncatingIfNeeded: a),
-                                                              near: DataSeq(c.havePeerDataAck ? c.peerDataAck : c.localIDSN &+ 1)).rawValue
+            if let full = peerDataAck {
                 if !c.havePeerDataAck || full &- c.peerDataAck < (1 << 62) {
                     c.peerDataAck = full
                     c.havePeerDataAck = true
                 }
                 if let cf = c.clientFinSeq, c.clientAck(ofDataAck: c.peerDataAck) == cf + 1 { c.clientFinAcked = true }
             }
-            if let m = d.mapping {
-                let near = c.initial.mapping.valid ? c.initial.mapping.dsn : c.remoteIDSN &+ 1
-                let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
+            if let m = d.mapping, let dsn = mappedDSN {
                 if c.checksums, let cs = m.checksum, Int(m.length) == t.payload.count, n > 0,
                    !DSSChecksum.verify(dsn: dsn, subflowSeq: m.subflowSeq, length: m.length, checksum: cs, payload: t.payload) {
                     stats.dssChecksumFailed &+= 1
@@ -641,7 +722,19 @@ public final class Engine<RNG: RandomNumberGenerator> {
                     c.peerDataFinDSN = dsn // DATA_FIN alone (§3.3.3)
                 } else {
                     if m.length == 0 {
-                        // Infinite mapping: the peer fell back to TCP (§3.7).
+                        // Infinite mapping: the peer falls back to TCP (§3.7).
+                        // Passing the subflow on untouched is exact only while
+                        // its sequence numbers are the client's (no data-level
+                        // resend): then the connection is forgotten, and if the
+                        // peer goes on with MPTCP (a forged fallback) its next
+                        // packet is an unknown connection's, reset both ways.
+                        // Otherwise both ends are reset here.
+                        // (Its DSN is that of this segment's first byte; its
+                        // subflow sequence number may be 0.)
+                        let identity = UInt32(truncatingIfNeeded: dsn &- c.remoteIDSN)
+                        guard !c.peerRegions.remapped, identity == rel || identity == m.subflowSeq else {
+                            return abortBoth(v, &c, h, now: now, gso: gso)
+                        }
                         stats.connectionsFallback &+= 1
                         return fallBack(h)
                     }
@@ -733,6 +826,39 @@ public final class Engine<RNG: RandomNumberGenerator> {
         stats.translatedToLAN &+= 1
         return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
                     policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso)
+    }
+
+    /// RFC 5961 §3.2 / RFC 793: a challenge ACK to the peer (rate-limited):
+    /// where it really is, it learns our RCV.NXT; a peer that has really
+    /// reset answers it with a RST at exactly that number.
+    private func challenge(_ c: inout Connection, now: Instant) {
+        guard c.phase == .established, challengeDue(&c, now: now) else { return }
+        stats.challengeAcks &+= 1
+        ackPeer(c, ack: peerRcvNxt(c))
+    }
+
+    /// The translation can no longer be exact: the client gets a RST at the
+    /// sequence number it expects (the verdict), the peer a RST with
+    /// MP_FASTCLOSE (its key: the whole MPTCP connection) and MP_TCPRST.
+    private func abortBoth(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, now: Instant, gso: Bool) -> Verdict {
+        stats.abortedBoth &+= 1
+        stats.fastcloseSent &+= 1
+        if let out = outbox.reserve() {
+            var w = ByteWriter(writer.options)
+            MPTCPOption.mpFastclose(MPFastclose(receiverKey: c.remoteKey)).write(into: &w)
+            MPTCPOption.mpTCPRST(MPTCPRst(reason: MPTCPRst.reasonMPTCPError)).write(into: &w)
+            let len = SegmentWriter.writeBare(into: out, source: c.initial.local, destination: c.initial.remote,
+                                              seq: c.initial.sndMax, ack: peerRcvNxt(c), flags: TCPFlags.rst | TCPFlags.ack, window: 0,
+                                              options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
+            if len > 0 { outbox.commit(length: len, towards: .uplink(c.initial.uplink)); stats.originated &+= 1 }
+        }
+        conns[h] = c
+        close(h, now: now, reset: true)
+        c = conns[h]!
+        stats.translatedToLAN &+= 1
+        let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : v.tcp.ack
+        return emit(v, seq: c.deliveredMax, ack: ack, flags: TCPFlags.rst | TCPFlags.ack,
+                    window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso, dropPayload: true)
     }
 
     /// Sends the peer a pure ACK (subflow level: `ack`) from the client's

@@ -166,6 +166,9 @@ extension Engine {
     /// LAN, or our own stack, answers it); a known one over the limit is refused.
     func joinSYNFromPeer(_ v: TCPPacketView, opts: TCPOptionSummary, uplink u: UInt8, now: Instant) -> Verdict {
         guard case let .syn(flags, addressID, token, nonce) = opts.mpJoin, let h = tokens[token], var c = conns[h] else {
+            // Not ours: a native LAN host's (or the gateway's own stack's) join.
+            insertNative(FlowKey(client: Endpoint(address: v.destination, port: v.tcp.destinationPort),
+                                 server: Endpoint(address: v.source, port: v.tcp.sourcePort)), now: now)
             stats.untracked &+= 1
             return .accept
         }

@@ -37,6 +37,13 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Taken over by the translator (multipath): its data went into the send
     /// buffer or its subflow ends at the gateway.
     case consumed
+    /// Failed validation (RFC 793 / 5961 / 8684): outside the receive
+    /// window, a RST not at the expected sequence number, a DATA_ACK for
+    /// data never sent, a mapping outside the data-level window, a
+    /// MP_FASTCLOSE without our key.
+    case invalid
+    /// MPTCP for a connection the engine does not know (reset both ways).
+    case unknown
 
     public var description: String {
         switch self {
@@ -46,6 +53,8 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .closed: return "closed"
         case .tooBig: return "too-big"
         case .consumed: return "consumed"
+        case .invalid: return "invalid"
+        case .unknown: return "unknown"
         }
     }
 }
@@ -212,6 +221,30 @@ public struct EngineStats: Sendable, Equatable {
     /// Peer segments forwarded without a copy (the download buffer was
     /// full): a LAN loss of these waits for the peer's data-level timeout.
     public var downloadNotKept: UInt64 = 0
+    // Validation (issue 13).
+    /// Peer segments outside the receive window (dropped).
+    public var outOfWindow: UInt64 = 0
+    /// RSTs in the window but not at the expected sequence number
+    /// (challenged), and outside it (ignored).
+    public var rstChallenged: UInt64 = 0
+    public var rstIgnored: UInt64 = 0
+    public var challengeAcks: UInt64 = 0
+    /// MP_FASTCLOSE whose key is not ours (ignored).
+    public var fastcloseRejected: UInt64 = 0
+    /// DATA_ACKs for data never sent or going back; mappings and DATA_FINs
+    /// outside the data-level window (segments dropped).
+    public var dataAckInvalid: UInt64 = 0
+    public var dataOutOfWindow: UInt64 = 0
+    /// Connections reset at both ends because their translation could no
+    /// longer be exact (an infinite mapping that does not fit, MPTCP after a fallback).
+    public var abortedBoth: UInt64 = 0
+    /// Non-SYN packets with MPTCP options for connections the engine does not
+    /// know; resets sent for them (both ends), and resets held back by the limit.
+    public var unknownMPTCP: UInt64 = 0
+    public var unknownResets: UInt64 = 0
+    public var unknownResetsLimited: UInt64 = 0
+    /// Connections of LAN hosts that speak MPTCP themselves, passed (tracked).
+    public var nativeConnections: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -353,6 +353,7 @@ public struct MPTCPRst: Equatable, Hashable, Sendable {
     public var transient: Bool { flags & 1 != 0 }
     /// Reason codes (RFC 8684 §3.6).
     public static let reasonUnspecified: UInt8 = 0x00
+    public static let reasonMPTCPError: UInt8 = 0x01
     public static let reasonProhibited: UInt8 = 0x03
     public var encodedLength: Int { 4 }
 
