@@ -150,17 +150,17 @@ struct Run: ParsableCommand {
         do { ifaces = try InterfaceMap(lan: lan, uplinks: names) } catch { throw RuntimeError("\(error)") }
         var config = engine.config
         // The uplinks' own addresses, now (the sources of the subflows the
-        // gateway opens; needed only with two or more uplinks).
-        if specs.count > 1 {
-            for s in specs {
-                let a = InterfaceAddresses.global(of: s.name)
-                guard !a.isEmpty else { throw RuntimeError("uplink '\(s.name)' has no global IPv4 or IPv6 address (see: ip addr show \(s.name))") }
-                config.uplinks.append(UplinkConfig(addresses: a, backup: s.backup))
-                logger.info("uplink \(config.uplinks.count - 1): \(s.name)\(s.backup ? " (backup)" : "")",
-                            metadata: ["addresses": "\(a.map(\.description).joined(separator: ","))"])
+        // gateway opens; needed only with two or more uplinks), and their
+        // MTUs (segment sizes; changes are followed on rtnetlink).
+        for s in specs {
+            let a = InterfaceAddresses.global(of: s.name)
+            let mtu = InterfaceMTU.of(s.name) ?? 1500
+            if specs.count > 1 && a.isEmpty {
+                throw RuntimeError("uplink '\(s.name)' has no global IPv4 or IPv6 address (see: ip addr show \(s.name))")
             }
-        } else {
-            config.uplinks = specs.map { UplinkConfig(addresses: InterfaceAddresses.global(of: $0.name), backup: $0.backup) }
+            config.uplinks.append(UplinkConfig(addresses: a, backup: s.backup, mtu: mtu))
+            logger.info("uplink \(config.uplinks.count - 1): \(s.name)\(s.backup ? " (backup)" : ""), MTU \(mtu)",
+                        metadata: ["addresses": "\(a.map(\.description).joined(separator: ","))"])
         }
         let multipath = config.multipath
         let rules = Rules(queue: queue, interfaces: lan + names, lan: lan,
@@ -197,7 +197,8 @@ struct Run: ParsableCommand {
     func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ sender: RawSender, _ logger: Logger) throws {
         let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
         if let record { d.recorder = try Recorder(path: record) }
-        if e.config.multipath { d.links = try LinkMonitor() }
+        // Link state (multipath: failover) and MTU changes (every uplink).
+        d.links = e.config.multipath ? try LinkMonitor() : try? LinkMonitor()
         try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
     }
 }

@@ -64,6 +64,14 @@ import Testing
         Self.assertAllChecksPassed(try Self.script(script), minimumChecks: minimumChecks)
     }
 
+    /// Issue 12, a narrow uplink: the gateway's side of uplink 2, then of
+    /// uplink 1, at MTU 1400 and 1280 (16 MiB each way, IPv6 too at 1280):
+    /// both uplinks carry a share, no raw send error, nothing dropped as too
+    /// big on the way in; then uplink 2's MTU lowered during a transfer.
+    @Test func narrowUplinkAgainstTheKernel() throws {
+        Self.assertAllChecksPassed(try Self.script("mtu.sh"), minimumChecks: 51)
+    }
+
     /// Issue 5, responder role: kernel MPTCP client -> nfq-mptcp -> plain
     /// TCP server, 64 MiB each way over both uplinks (joins to the LAN
     /// host's address and to the announced uplink 2 address accepted); an

@@ -38,4 +38,23 @@ struct ICMPTests {
             #expect(throws: WireError.notTCP) { try seg.withUnsafeBytes { _ = try ICMPUnreachableView($0) } }
         }
     }
+
+    @Test("fragmentation needed (ICMP 3/4) and packet too big (ICMPv6 2): the MTU the error gives and the quoted packet's length; any other unreachable has no MTU")
+    func tooBig() throws {
+        for (client, server) in [(Endpoint("198.51.100.7", 61_001), Endpoint("203.0.113.5", 443)),
+                                 (Endpoint("2001:db8:1::7", 61_001), Endpoint("2001:db8:2::5", 443))] {
+            let v6 = if case .v6 = client.address { true } else { false }
+            let seg = makeTCPPacket(from: client, to: server, seq: 0xDEAD_BEEF, ack: 1, flags: TCPFlags.ack,
+                                    payload: Array(repeating: 7, count: 1400))
+            let ipLen = v6 ? 40 : 20
+            var err = error(v6 ? 2 : 3, code: v6 ? 0 : 4, quoting: seg, quote: ipLen + 8, v6: v6)
+            let at = ipLen + (v6 ? 4 : 6) // the MTU field: 32 bits in ICMPv6, the low 16 of the word in ICMP
+            if v6 { err[at + 2] = 0x05; err[at + 3] = 0x00 } else { err[at] = 0x05; err[at + 1] = 0x00 }
+            let e = try err.withUnsafeBytes { try ICMPUnreachableView($0) }
+            #expect(e.mtu == 1280 && e.quotedLength == seg.count)
+            #expect(e.source == client && e.destination == server && e.seq == TCPSeq(0xDEAD_BEEF))
+            let other = try error(v6 ? 1 : 3, code: 1, quoting: seg, quote: ipLen + 8, v6: v6).withUnsafeBytes { try ICMPUnreachableView($0) }
+            #expect(other.mtu == nil)
+        }
+    }
 }

@@ -15,7 +15,7 @@ private let SYN = TCPFlags.syn
 private let uplink0 = IPAddress("198.51.100.1")!
 private let uplink1 = IPAddress("198.51.100.2")!
 
-private func multipathConfig(sendBuffer: Int = 1 << 20) -> EngineConfig {
+func multipathConfig(sendBuffer: Int = 1 << 20) -> EngineConfig {
     var config = EngineConfig()
     config.uplinks = [UplinkConfig(addresses: [uplink0]), UplinkConfig(addresses: [uplink1])]
     config.sendBuffer = sendBuffer
@@ -23,7 +23,7 @@ private func multipathConfig(sendBuffer: Int = 1 << 20) -> EngineConfig {
 }
 
 /// The test's side of a two-subflow connection.
-private final class MPScript {
+final class MPScript {
     let h: EngineHarness
     var c = TestConn()
     var localKey: UInt64 = 0

@@ -34,6 +34,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     var resets = ResetMemory()
     var resetSecond: UInt64 = .max
     var resetsThisSecond = 0
+    /// The uplinks' MTUs, as configured and as the caller reports them since (PathMTU.swift).
+    var uplinkMTU: [Int]
 
     struct Deadline: Comparable {
         var at: Instant
@@ -63,6 +65,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         sackScratch = .allocate(byteCount: 40, alignment: 8)
         conns.reserveCapacity(1024)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
+        uplinkMTU = config.uplinks.map(\.mtu)
     }
 
     deinit {
@@ -282,14 +285,14 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         _ = insert(c)
         stats.responderSYNs &+= 1
-        return rewritePeerSYN(v, gso: gso)
+        return rewritePeerSYN(v, uplink: u, gso: gso)
     }
 
     /// The peer's SYN towards the LAN host: every option kept (MP_CAPABLE
     /// too), the MSS clamped so that our DSS fits on the host's segments.
-    private func rewritePeerSYN(_ v: TCPPacketView, gso: Bool) -> Verdict {
+    private func rewritePeerSYN(_ v: TCPPacketView, uplink u: UInt8, gso: Bool) -> Verdict {
         emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
-             policy: OptionPolicy(dropMPTCP: false, mssLimit: nil, mssClamp: config.mssClamp),
+             policy: OptionPolicy(dropMPTCP: false, mssLimit: mssLimit(v, uplink: Int(u), less: config.mssClamp), mssClamp: config.mssClamp),
              added: AddedOptions(), gso: gso)
     }
 
@@ -331,7 +334,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
         let added = AddedOptions(first: .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey)))
         return emit(v, seq: t.seq, ack: t.ack, flags: t.flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
+                    policy: OptionPolicy(dropMPTCP: true, mssLimit: mssLimit(v, uplink: Int(c.initial.uplink))), added: added, gso: gso)
     }
 
     // MARK: - Client (LAN) side
@@ -380,7 +383,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if config.requestChecksums { flags |= MPCapable.flagChecksumRequired }
         let added = AddedOptions(first: .mpCapable(MPCapable(version: 1, flags: flags)))
         return emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: added, gso: gso)
+                    policy: OptionPolicy(dropMPTCP: true, mssLimit: initialMSSLimit(v)), added: added, gso: gso)
     }
 
     private func fromClient(_ v: TCPPacketView, handle h: Int, now: Instant, gso: Bool) -> Verdict {
@@ -562,7 +565,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         case .synReceived:
             if t.has(TCPFlags.syn) {
                 // The peer repeats its SYN: on to the LAN host again.
-                return t.seq == c.serverISN ? rewritePeerSYN(v, gso: gso) : .accept
+                return t.seq == c.serverISN ? rewritePeerSYN(v, uplink: u, gso: gso) : .accept
             }
             if t.has(TCPFlags.rst) {
                 // Acted on only at the next sequence number after the SYN (RFC 5961 §3.2).
@@ -631,12 +634,12 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.phase = .established
             stats.connectionsMPTCP &+= 1
             if c.mp != nil { mpEstablished(&c, synAck: t, opts: opts, uplink: u, now: now) }
-            return rewriteSynAck(v, gso: gso)
+            return rewriteSynAck(v, uplink: u, gso: gso)
         case .established, .closed:
             if t.has(TCPFlags.syn) {
                 // A retransmitted SYN/ACK: rewrite it the same way.
                 guard t.seq == c.serverISN else { return .accept }
-                return rewriteSynAck(v, gso: gso)
+                return rewriteSynAck(v, uplink: u, gso: gso)
             }
         }
 
@@ -899,9 +902,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
         return .accept
     }
 
-    private func rewriteSynAck(_ v: TCPPacketView, gso: Bool) -> Verdict {
+    private func rewriteSynAck(_ v: TCPPacketView, uplink u: UInt8, gso: Bool) -> Verdict {
         emit(v, seq: v.tcp.seq, ack: v.tcp.ack, flags: v.tcp.flags, window: v.tcp.window,
-             policy: OptionPolicy(dropMPTCP: true, mssLimit: nil, mssClamp: config.mssClamp),
+             policy: OptionPolicy(dropMPTCP: true, mssLimit: mssLimit(v, uplink: Int(u), less: config.mssClamp), mssClamp: config.mssClamp),
              added: AddedOptions(), gso: gso)
     }
 

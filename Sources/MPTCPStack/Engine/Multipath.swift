@@ -115,7 +115,8 @@ extension Engine {
         mp.clientUsesSACK = mp.clientSackOK && peer.has(.sackPermitted)
         p.tsOffset = mp.clientTSval &- ms(hostTSAt) &+ tsAdjust
         p.peerWScale = peer.has(.windowScale) ? peer.windowScale : 0
-        p.mss = Self.payloadMSS(peerMSS: peer.has(.mss) ? peer.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        setPathMSS(&p, peerMSS: peer.has(.mss) ? peer.mss : 536, checksums: c.checksums)
+        p.announcedMSS = initialAnnouncedMSS(c, mp, uplink: Int(uplink))
         p.cwnd = Double(10 * p.mss)
         let rtt = Double(now.nanoseconds &- hostTSAt.nanoseconds) / 1e9
         if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }
@@ -210,7 +211,7 @@ extension Engine {
         p.remoteTSval = opts.tsValue
         p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
         p.peerSackOK = opts.has(.sackPermitted)
-        p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+        setPathMSS(&p, peerMSS: opts.has(.mss) ? opts.mss : 536, checksums: c.checksums)
         p.cwnd = Double(10 * p.mss)
         p.joinSentAt = now
         p.joinTries = 1
@@ -277,7 +278,7 @@ extension Engine {
         let p = mp.paths[k]
         let mac = MPTCPCrypto.joinHMAC(keyLocal: c.localKey, keyRemote: c.remoteKey, nonceLocal: p.localNonce, nonceRemote: p.remoteNonce)
         var w = ByteWriter(writer.options)
-        w.u8(2); w.u8(4); w.u16(mp.clientMSS)
+        w.u8(2); w.u8(4); w.u16(announceMSS(mp, k))
         if mp.clientSackOK && p.peerSackOK { w.u8(4); w.u8(2) }
         if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
         w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
@@ -399,7 +400,7 @@ extension Engine {
     private func sendJoinSYN(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
         let p = mp.paths[k]
         var w = ByteWriter(writer.options)
-        w.u8(2); w.u8(4); w.u16(mp.clientMSS)
+        w.u8(2); w.u8(4); w.u16(announceMSS(mp, k))
         if mp.clientSackOK { w.u8(4); w.u8(2) }
         if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(0) }
         w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
@@ -600,15 +601,18 @@ extension Engine {
 
     /// Writes our option area into `writer.options`: timestamps, then the
     /// MPTCP options, then a SACK block if there is room. Returns its length.
+    /// `sack`: false on data segments, whose payload size leaves room for
+    /// timestamps and a DSS only (`payloadMSS`). `timestamps`: false for a
+    /// signal that does not fit beside them (an IPv6 ADD_ADDR with port).
     private func pathOptions(_ mp: MPConn, _ p: Path, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
-                             timestamps: Bool = true) -> Int {
+                             sack: Bool = true, timestamps: Bool = true) -> Int {
         var w = ByteWriter(writer.options)
         if p.timestamps && timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
         first?.write(into: &w)
         second?.write(into: &w)
         while w.offset & 3 != 0 { w.u8(1) }
         let room = (40 - w.offset - 4) / 8
-        if p.ooo.count > 0 && room > 0 {
+        if sack && p.ooo.count > 0 && room > 0 {
             // The most recently grown blocks first (RFC 2018 §4), while they fit.
             let n = min(room, p.ooo.count)
             w.u8(1); w.u8(1); w.u8(5); w.u8(UInt8(2 + 8 * n))
@@ -637,8 +641,8 @@ extension Engine {
     /// Our receive window towards the peer: the client's (same scale on every subflow).
     private func windowToPeer(_ mp: MPConn) -> UInt16 { mp.clientWindow }
 
-    private func sendData(_ c: Connection, _ mp: MPConn, _ k: Int, dsn: UInt64, length: Int, dataFin: Bool,
-                          now: Instant, retransmitOf seq: TCPSeq? = nil) {
+    func sendData(_ c: Connection, _ mp: MPConn, _ k: Int, dsn: UInt64, length: Int, dataFin: Bool,
+                  now: Instant, retransmitOf seq: TCPSeq? = nil) {
         var p = mp.paths[k]
         let payload = length > 0 ? mp.bytes(at: dsn, max: length) : UnsafeRawBufferPointer(start: nil, count: 0)
         let sseq = seq ?? p.sndNxt
@@ -658,7 +662,7 @@ extension Engine {
             if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: mlen, payload: payload) }
             first = .dss(DSS(dataAck: dataAckOption(c), dataAck8: true, mapping: m, dsn8: true, dataFin: dataFin))
         }
-        let ol = pathOptions(mp, p, now: now, first: first)
+        let ol = pathOptions(mp, p, now: now, first: first, sack: length == 0)
         originate(p, towards: .uplink(p.uplink), seq: sseq, ack: p.rcvNxt, flags: TCPFlags.ack | (length > 0 ? TCPFlags.psh : 0),
                   window: windowToPeer(mp), optionLength: ol, payload: payload)
         p.ackPending = false
@@ -745,7 +749,7 @@ extension Engine {
             p.timestamps = p.timestamps && opts.has(.timestamps)
             p.remoteTSval = opts.tsValue
             p.peerWScale = opts.has(.windowScale) ? opts.windowScale : 0
-            p.mss = Self.payloadMSS(peerMSS: opts.has(.mss) ? opts.mss : 536, timestamps: p.timestamps, checksums: c.checksums)
+            setPathMSS(&p, peerMSS: opts.has(.mss) ? opts.mss : 536, checksums: c.checksums)
             p.cwnd = Double(10 * p.mss)
             // RTT: from the echoed timestamp (valid even after SYN
             // retransmissions), else from an unrepeated SYN.
@@ -1297,7 +1301,7 @@ extension Engine {
         if mp.paths[k].segments.contains(where: { $0.dataFin }) { mp.dataFinSentAt = nil }
     }
 
-    private func failPath(_ c: inout Connection, _ h: Int, _ k: Int, now: Instant, sendReset: Bool) {
+    func failPath(_ c: inout Connection, _ h: Int, _ k: Int, now: Instant, sendReset: Bool) {
         guard let mp = c.mp else { return }
         if sendReset && mp.paths[k].state != .failed && mp.paths[k].state != .unused {
             sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
@@ -1661,6 +1665,7 @@ extension Engine {
     /// `rejoinInterval`. Only for a sequence number we have in flight (RFC
     /// 5927 §4.1: a blind attacker does not know it).
     func icmpUnreachable(_ e: ICMPUnreachableView, now: Instant) {
+        if let mtu = e.mtu { return icmpTooBig(e, mtu: mtu, now: now) } // the path works, for smaller segments
         stats.icmpUnreachable &+= 1
         guard let entry = table[FlowKey(client: e.source, server: e.destination)] else { return }
         let h = entry & 0xffff_ffff, k = entry >> 32

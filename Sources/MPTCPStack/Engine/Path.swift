@@ -109,6 +109,13 @@ struct Path {
     var sndNxt = TCPSeq(0)
     /// Payload bytes per segment we originate (peer MSS less our options).
     var mss = 1360
+    /// What `mss` follows from (PathMTU.swift): the MSS the peer announced,
+    /// and the largest packet the path takes (the uplink's MTU, lowered by
+    /// ICMP too-big or a send that failed as too big; 0: unknown).
+    var peerMSS: UInt16 = 536
+    var mtu = 0
+    /// The MSS we announced to the peer on this subflow.
+    var announcedMSS: UInt16 = 0
     var cwnd = 0.0
     var ssthresh = Double.greatestFiniteMagnitude
     /// Smoothed RTT and variance (seconds); srtt 0 = no sample yet.

@@ -128,9 +128,15 @@ public struct UplinkConfig: Sendable, Equatable {
     public var addresses: [IPAddress]
     /// Used only when no other subflow works (MP_PRIO backup).
     public var backup: Bool
-    public init(addresses: [IPAddress], backup: Bool = false) {
+    /// The interface's MTU: the largest packet that leaves by it, and the
+    /// largest the gateway can take in by it. The MSS announced to the peer
+    /// on a subflow of this uplink and the segments sent on it are sized
+    /// from it (PathMTU.swift). Later changes: `Engine.uplink(_:mtu:now:)`.
+    public var mtu: Int
+    public init(addresses: [IPAddress], backup: Bool = false, mtu: Int = 1500) {
         self.addresses = addresses
         self.backup = backup
+        self.mtu = mtu
     }
 }
 
@@ -198,6 +204,16 @@ public struct EngineStats: Sendable, Equatable {
     /// subflows given up because of one.
     public var icmpUnreachable: UInt64 = 0
     public var subflowsUnreachable: UInt64 = 0
+    /// ICMP fragmentation-needed / ICMPv6 packet-too-big errors seen on the
+    /// uplinks; packets the caller could not send because they were too big
+    /// for the interface (`sendFailed`, EMSGSIZE); subflows whose segment
+    /// size was lowered for either (or an uplink's smaller MTU); subflows
+    /// given up because the MSS announced on them no longer fits the
+    /// uplink's MTU (rejoined with a smaller one).
+    public var icmpTooBig: UInt64 = 0
+    public var sendTooBig: UInt64 = 0
+    public var mssLowered: UInt64 = 0
+    public var subflowsOverMTU: UInt64 = 0
     public var removeAddrSent: UInt64 = 0
     public var dataLevelRetransmits: UInt64 = 0
     /// Subflows reset because they held the send buffer full with data the

@@ -47,6 +47,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// Link state of the uplinks (multipath): changes go to the engine.
     public var links: LinkMonitor?
     private var uplinkUp: [UInt8: Bool] = [:]
+    /// The uplinks' interface names (by uplink index) and the MTUs last
+    /// passed to the engine (from its configuration on).
+    private let uplinkNames: [String]
+    private var uplinkMTU: [Int]
 
     public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, sender: RawSender?, logger: Logger) {
         self.engine = engine
@@ -54,6 +58,12 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         self.queue = queue
         self.interfaces = interfaces
         self.logger = logger
+        var names = Array(repeating: "", count: engine.config.uplinks.count)
+        for (index, side) in interfaces.sides {
+            if case let .uplink(u) = side, Int(u) < names.count { names[Int(u)] = interfaces.names[index] ?? "" }
+        }
+        uplinkNames = names
+        uplinkMTU = engine.config.uplinks.map(\.mtu)
     }
 
     /// Handles one queued packet: every packet gets a verdict.
@@ -88,16 +98,37 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         flushOutbox(now: now)
     }
 
-    /// Sends what the engine originated.
+    /// Sends what the engine originated. A packet too big for its
+    /// interface (EMSGSIZE) goes back to the engine, which sends its data
+    /// again in smaller segments: those are added to the outbox and sent
+    /// in the same pass.
     func flushOutbox(now: Instant) {
-        let ob = engine.outbox
-        guard ob.count > 0 else { return }
-        for i in 0 ..< ob.count {
-            let (bytes, side) = ob.packet(i)
-            sender?.send(bytes, side: side)
-            recorder?.write(side: side, output: true, at: now, bytes)
+        var i = 0
+        while i < engine.outbox.count {
+            let (bytes, side) = engine.outbox.packet(i)
+            let outcome = sender?.send(bytes, side: side) ?? .sent
+            if outcome == .tooBig {
+                var mtu: Int?
+                if case let .uplink(u) = side { mtu = uplinkMTUChanged(Int(u), now: now) }
+                engine.sendFailed(packet: bytes, side: side, mtu: mtu, now: now)
+            } else {
+                recorder?.write(side: side, output: true, at: now, bytes)
+            }
+            i += 1
         }
         engine.outbox.removeAll()
+    }
+
+    /// Uplink `u`'s interface MTU now; a change is passed to the engine.
+    /// (Read on a failed send only, and from link messages.)
+    private func uplinkMTUChanged(_ u: Int, now: Instant, to known: Int? = nil) -> Int? {
+        guard u < uplinkNames.count, let mtu = known ?? InterfaceMTU.of(uplinkNames[u]) else { return nil }
+        if mtu != uplinkMTU[u] {
+            logger.info("uplink \(u) (\(uplinkNames[u])) MTU \(uplinkMTU[u]) -> \(mtu)")
+            uplinkMTU[u] = mtu
+            engine.uplink(u, mtu: mtu, now: now)
+        }
+        return mtu
     }
 
     private func record(_ r: Recorder, _ p: QueuedPacket, _ side: Side, _ v: Verdict, _ now: Instant) {
@@ -209,8 +240,13 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
 
     /// Link changes of the uplinks: logged, and passed to the engine.
     func readLinks(now: Instant) {
-        links?.read { index, up in
-            guard case let .uplink(u)? = interfaces.sides[index], uplinkUp[u] != up else { return }
+        links?.read { index, up, mtu in
+            guard case let .uplink(u)? = interfaces.sides[index] else { return }
+            if let mtu, Int(u) < uplinkMTU.count, mtu != uplinkMTU[Int(u)] {
+                _ = uplinkMTUChanged(Int(u), now: now, to: mtu)
+                flushOutbox(now: now)
+            }
+            guard uplinkUp[u] != up else { return }
             let first = uplinkUp[u] == nil
             uplinkUp[u] = up
             if first && up { return } // the state at start
@@ -258,6 +294,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
             "remove_addr_sent": "\(s.removeAddrSent)", "subflows_link_down": "\(s.subflowsLinkDown)",
             "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
+            "icmp_too_big": "\(s.icmpTooBig)", "send_too_big": "\(s.sendTooBig)", "mss_lowered": "\(s.mssLowered)",
+            "subflows_over_mtu": "\(s.subflowsOverMTU)",
             "responder_syns": "\(s.responderSYNs)", "passed_native": "\(s.passedNative)",
             "joins_accepted": "\(s.joinsAccepted)", "joins_refused": "\(s.joinsRefused)", "add_addr_sent": "\(s.addAddrSent)",
             "add_addr_without_ts": "\(s.addAddrWithoutTimestamps)", "add_addr_unsent": "\(s.addAddrUnsent)",

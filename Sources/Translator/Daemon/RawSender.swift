@@ -116,10 +116,21 @@ public final class RawSender {
         }
     }
 
+    /// What became of a packet.
+    public enum Outcome: Equatable {
+        case sent
+        /// Larger than the interface's MTU: a raw socket neither fragments
+        /// nor truncates (EMSGSIZE). The engine is told (`sendFailed`).
+        case tooBig
+        case failed
+    }
+
     /// Sends one complete IPv4 or IPv6 packet to its destination address,
     /// through the routing table (`.lan`, or no uplink sockets) or uplink k.
-    public func send(_ p: UnsafeRawBufferPointer, side: Side = .lan) {
-        guard p.count >= 20 else { errors &+= 1; return }
+    /// Every failure is counted in `errors` (too big ones too).
+    @discardableResult
+    public func send(_ p: UnsafeRawBufferPointer, side: Side = .lan) -> Outcome {
+        guard p.count >= 20 else { errors &+= 1; return .failed }
         var r = -1
         if p[0] >> 4 == 4 {
             var fd = fd4
@@ -136,6 +147,9 @@ public final class RawSender {
             memcpy(&sa.sin6_addr, p.baseAddress! + 24, 16)
             r = Self.send(p, on: fd, to: &sa)
         }
-        if r < 0 { errors &+= 1; lastErrno = errno }
+        guard r < 0 else { return .sent }
+        errors &+= 1
+        lastErrno = errno
+        return lastErrno == EMSGSIZE ? .tooBig : .failed
     }
 }

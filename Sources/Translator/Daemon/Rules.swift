@@ -13,7 +13,9 @@ import MPTCPStack
 ///   opens itself (uplink address, join ports) queued WITHOUT --queue-bypass
 ///   so the gateway's own stack never sees them (it would answer RST), even
 ///   when the daemon is not running; ICMP destination-unreachable errors
-///   arriving on the uplinks queued (read, then passed); the join ports reserved from the local
+///   (fragmentation-needed among them) and ICMPv6 destination-unreachable
+///   and packet-too-big errors arriving on the uplinks queued (read, then
+///   passed); the join ports reserved from the local
 ///   stack; accept_local and loose rp_filter; and source-specific routing per
 ///   uplink (`ip rule from ADDR lookup 1000+k`, the table holding the main
 ///   table's routes through that uplink and a default route through it: the
@@ -88,13 +90,17 @@ public final class Rules {
                 ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(queue)])
             }
         }
-        // Destination-unreachable errors arriving on the uplinks: the engine
-        // reads them (a subflow's path is broken) and lets them pass.
+        // Destination-unreachable and packet-too-big errors arriving on the
+        // uplinks: the engine reads them (a subflow's path is broken, or
+        // carries smaller packets: IPv4's fragmentation-needed is a
+        // destination-unreachable code) and lets them pass.
         for u in multipath {
             ipt("iptables", ["PREROUTING", "-i", u.device, "-p", "icmp", "--icmp-type", "destination-unreachable",
                              "-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
-            ipt("ip6tables", ["PREROUTING", "-i", u.device, "-p", "ipv6-icmp", "--icmpv6-type", "destination-unreachable",
-                              "-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+            for type in ["destination-unreachable", "packet-too-big"] {
+                ipt("ip6tables", ["PREROUTING", "-i", u.device, "-p", "ipv6-icmp", "--icmpv6-type", type,
+                                  "-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+            }
         }
         // What the translator sends itself (data on every subflow now) is
         // not tracked either.

@@ -67,3 +67,23 @@ public enum InterfaceAddresses {
         return v4 + v6
     }
 }
+
+/// An interface's MTU now.
+public enum InterfaceMTU {
+    /// The MTU of interface `name` (SIOCGIFMTU), nil when it cannot be read.
+    public static func of(_ name: String) -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var req = ifreq()
+        let n = name.utf8.count
+        guard n < Int(IFNAMSIZ) else { return nil }
+        withUnsafeMutableBytes(of: &req.ifr_ifrn.ifrn_name) { b in
+            for (i, c) in name.utf8.enumerated() { b[i] = c }
+            b[n] = 0
+        }
+        guard ioctl(fd, UInt(SIOCGIFMTU), &req) == 0 else { return nil }
+        let mtu = Int(req.ifr_ifru.ifru_mtu)
+        return mtu > 0 ? mtu : nil
+    }
+}
