@@ -201,7 +201,17 @@ struct ResponderTests {
         // Port 61000 is free again on the peer's side: connection y's join from it.
         #expect(try y.join(from: from, to: here, isn: 0x3000_0000, nonce: 2))
         // x's join again from the same port (y's subflow there gone without a word
-        // reaching us): a SYN with a new ISN on a live passive subflow.
+        // reaching us): a SYN with a new ISN on a live passive subflow. RFC 5961
+        // §4: it gets a challenge ACK on the live subflow (not a teardown: the
+        // token is known to whoever saw the set-up); the peer's stack, in
+        // SYN-SENT on that port, answers it with a RST at exactly the ACK number,
+        // which ends the old subflow; the SYN, sent again, is taken.
+        let challenged = x.h.send(x.joinSYN(from: from, to: here, isn: 0x4000_0000, nonce: 3), .uplink(1))
+        #expect(challenged.verdict == .drop(.invalid))
+        let ack = try #require(challenged.outbox.first { $0.side == .uplink(1) }.flatMap { Decoded($0.bytes) })
+        #expect(ack.flags == ACK && ack.destination == from && y.h.engine.stats.subflowsFailed == 1)
+        _ = x.h.send(makeTCPPacket(from: from, to: here, seq: ack.ack, ack: 0, flags: RST, window: 0), .uplink(1))
+        #expect(x.h.engine.stats.subflowsFailed == 2)
         #expect(try x.join(from: from, to: here, isn: 0x4000_0000, nonce: 3))
         #expect(x.h.engine.stats.joinsAccepted == 3 && x.h.engine.stats.joinsRefused == 0)
         // A retransmission of a SYN whose join is under way is that join's: the same SYN/ACK, no new subflow.

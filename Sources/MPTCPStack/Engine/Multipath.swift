@@ -245,7 +245,17 @@ extension Engine {
         let p = mp.paths[k]
         switch p.state {
         case .failed, .unused: break
-        case .joinReceived, .active: guard p.passive && v.tcp.seq != p.remoteISN else { return nil }
+        case .joinReceived: guard p.passive && v.tcp.seq != p.remoteISN else { return nil }
+        case .active:
+            // RFC 5961 §4: a SYN on a live subflow gets a challenge ACK, not a
+            // teardown (the token is no secret to whoever saw the set-up). A
+            // peer that really reused the port answers it with a RST at
+            // exactly our RCV.NXT, which ends the old subflow; its SYN,
+            // repeated a second later, is then taken.
+            guard p.passive && v.tcp.seq != p.remoteISN else { return nil }
+            mpChallenge(&c, mp, k, now: now)
+            conns[h] = c
+            return drop(.invalid)
         default: return nil
         }
         if p.state != .failed && p.state != .unused {
@@ -703,6 +713,33 @@ extension Engine {
         guard k < mp.paths.count else { return drop(.closed) }
         let t = v.tcp
         var p = mp.paths[k]
+        // Nothing acts before it is validated (RFC 793 §3.3, RFC 5961).
+        let established = p.state == .active || p.state == .preEstablished
+        if t.has(TCPFlags.rst) {
+            let valid: Bool
+            switch p.state {
+            case .joinSent: valid = t.has(TCPFlags.ack) && t.ack == p.localISN + 1 // it answers our SYN
+            case .unused, .failed: valid = false
+            default: valid = t.seq == p.rcvNxt
+            }
+            guard valid else {
+                if established && pathSegmentAcceptable(c, p, seq: t.seq) && !(t.seq - p.rcvNxt < 0) {
+                    stats.rstChallenged &+= 1
+                    mpChallenge(&c, mp, k, now: now)
+                } else {
+                    stats.rstIgnored &+= 1
+                }
+                return drop(.invalid)
+            }
+        } else if established && !pathSegmentAcceptable(c, p, seq: t.seq) {
+            stats.outOfWindow &+= 1
+            mpChallenge(&c, mp, k, now: now)
+            return drop(.invalid)
+        }
+        if opts.has(.mpFastclose) && opts.mpFastclose.receiverKey != c.localKey {
+            stats.fastcloseRejected &+= 1 // §3.5: only with our key
+            return drop(.invalid)
+        }
         if t.has(TCPFlags.rst) {
             if opts.has(.mpFastclose) || !mp.paths.enumerated().contains(where: { $0.offset != k && $0.element.state == .active }) {
                 return mpAbort(&c, h, now: now, fastclose: opts.has(.mpFastclose))
@@ -823,6 +860,10 @@ extension Engine {
         p.probesUnanswered = 0
         p.probeAt = nil
         p.stallProbe = false
+        if p.removeAt != nil && p.removeProbedAt < now && !opts.has(.removeAddr) {
+            p.removeAt = nil // it answered: the address still works (a forged or stale REMOVE_ADDR)
+            stats.removeAddrIgnored &+= 1
+        }
         if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
 
         // Subflow-level ACK of what we sent.
@@ -870,6 +911,11 @@ extension Engine {
             if let m = d.mapping {
                 let near = p.mapping.valid ? p.mapping.dsn : c.remoteIDSN &+ 1
                 let dsn = d.dsnIs8 ? m.dsn : DataSeq.expand(low32: UInt32(truncatingIfNeeded: m.dsn), near: DataSeq(near)).rawValue
+                guard downloadInWindow(c, dsn: dsn, length: UInt64(m.length)) else {
+                    stats.dataOutOfWindow &+= 1
+                    mp.paths[k] = p
+                    return drop(.invalid)
+                }
                 if m.length == 0 && !d.dataFin {
                     // An infinite mapping: the peer fell back mid-connection.
                     return mpAbort(&c, h, now: now, fastclose: true)
@@ -917,16 +963,30 @@ extension Engine {
         if opts.has(.removeAddr) {
             // The peer no longer has these addresses: their subflows are
             // reset (their data goes out again on the others) and not rejoined.
+            // §3.4.2: a working subflow to such an address is probed first
+            // (a keepalive) and removed only if it does not answer: a forged
+            // REMOVE_ADDR costs an ACK, not the connection.
             stats.removeAddrReceived &+= 1
             mp.paths[k] = p
             let ids = opts.removeAddr.addressIDs
             for i in 0 ..< ids.count {
                 let id = ids[i]
-                mp.targets.removeAll { $0.id == id }
+                var probed = false
                 for j in mp.paths.indices where mp.paths[j].remoteID == id && mp.paths[j].state != .failed && mp.paths[j].state != .unused {
-                    failPath(&c, h, j, now: now, sendReset: true)
-                    mp.paths[j].retryAt = nil
+                    if mp.paths[j].state == .active {
+                        if mp.paths[j].removeAt == nil {
+                            mp.paths[j].removeAt = now + .nanoseconds(Int64(max(0.25, 3 * mp.paths[j].srtt) * 1e9))
+                            mp.paths[j].removeProbedAt = now
+                            sendControl(c, mp, j, flags: TCPFlags.ack, now: now, seq: mp.paths[j].sndNxt - 1)
+                            stats.removeAddrProbes &+= 1
+                        }
+                        probed = true
+                    } else {
+                        failPath(&c, h, j, now: now, sendReset: true)
+                        mp.paths[j].retryAt = nil
+                    }
                 }
+                if !probed { removeTarget(&c, h, mp, id: id, now: now) }
             }
             p = mp.paths[k]
             if p.state == .failed {
@@ -1343,6 +1403,19 @@ extension Engine {
                     }
                 }
             case .active:
+                if let at = p.removeAt, at <= now {
+                    // No answer to the probe: the address is gone.
+                    stats.removeAddrApplied &+= 1
+                    let id = p.remoteID
+                    failPath(&c, h, k, now: now, sendReset: true)
+                    mp.paths[k].retryAt = nil
+                    mp.paths[k].removeAt = nil
+                    // The address stays a target while another subflow to it answered.
+                    if !mp.paths.contains(where: { $0.remoteID == id && $0.state == .active && $0.removeAt == nil }) {
+                        removeTarget(&c, h, mp, id: id, now: now)
+                    }
+                    continue
+                }
                 if p.rtoAt == nil && probeDue(c, mp, k, now: now) {
                     if p.probesUnanswered >= (p.stallProbe ? 1 : Self.maxProbes) {
                         // Dead: given up, and the peer told (REMOVE_ADDR on
@@ -1488,6 +1561,7 @@ extension Engine {
             case .joinSent, .preEstablished, .joinReceived: consider(p.joinSentAt + Self.joinRetransmit)
             case .active:
                 consider(p.rtoAt)
+                consider(p.removeAt)
                 if p.rtoAt == nil, let at = probeTime(c, mp, p) { consider(at) }
             case .failed: if !mp.finishing && c.phase == .established { consider(p.retryAt) }
             case .unused: break
@@ -1504,6 +1578,39 @@ extension Engine {
         if let cur = mp.timerAt, !(n < cur) { return }
         mp.timerAt = n
         deadlines.insert(Deadline(at: n, handle: h, generation: c.generation, timer: true))
+    }
+
+    /// A challenge ACK on subflow `k` (RFC 5961, rate-limited per connection).
+    func mpChallenge(_ c: inout Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        guard c.phase == .established, challengeDue(&c, now: now) else { return }
+        stats.challengeAcks &+= 1
+        sendAck(c, mp, k, now: now)
+    }
+
+    /// The peer's address `id` is gone for good: no rejoining it. If that
+    /// leaves the connection with no working subflow and nothing to join,
+    /// it cannot go on: both ends are reset (never left hanging).
+    func removeTarget(_ c: inout Connection, _ h: Int, _ mp: MPConn, id: UInt8, now: Instant) {
+        mp.targets.removeAll { $0.id == id }
+        let working = mp.paths.contains { $0.state == .active || $0.state == .preEstablished || $0.state == .joinSent || $0.state == .joinReceived }
+        if !working && mp.targets.isEmpty && c.phase == .established {
+            stats.abortedBoth &+= 1
+            mpResetPeer(c, mp)
+            _ = mpAbort(&c, h, now: now, fastclose: false)
+        }
+    }
+
+    /// RST with MP_FASTCLOSE (the peer's key: the whole connection) and
+    /// MP_TCPRST on the initial 4-tuple, whatever state its subflow is in.
+    func mpResetPeer(_ c: Connection, _ mp: MPConn) {
+        guard let out = outbox.reserve(), let p = mp.paths.first else { return }
+        var w = ByteWriter(writer.options)
+        MPTCPOption.mpFastclose(MPFastclose(receiverKey: c.remoteKey)).write(into: &w)
+        MPTCPOption.mpTCPRST(MPTCPRst(reason: MPTCPRst.reasonMPTCPError)).write(into: &w)
+        let len = SegmentWriter.writeBare(into: out, source: p.local, destination: p.remote, seq: p.sndNxt, ack: p.rcvNxt,
+                                          flags: TCPFlags.rst | TCPFlags.ack, window: 0,
+                                          options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< w.offset]))
+        if len > 0 { outbox.commit(length: len, towards: .uplink(p.uplink)); stats.originated &+= 1; stats.fastcloseSent &+= 1 }
     }
 
     // MARK: - Ending

@@ -187,6 +187,11 @@ struct Path {
     var passive = false
     var peerSackOK = false
     var stallProbe = false
+    /// The peer's REMOVE_ADDR named this subflow's address: it was probed
+    /// then (RFC 8684 §3.4.2), and is removed at this time unless it has
+    /// answered since.
+    var removeAt: Instant?
+    var removeProbedAt = Instant(nanoseconds: 0)
 
     // Timestamps: ours are the engine clock in ms plus an offset per subflow.
     var timestamps = false

@@ -259,6 +259,11 @@ public struct EngineStats: Sendable, Equatable {
     public var unknownMPTCP: UInt64 = 0
     public var unknownResets: UInt64 = 0
     public var unknownResetsLimited: UInt64 = 0
+    /// REMOVE_ADDR: subflows probed, removals applied (no answer), and
+    /// removals called off (the subflow answered).
+    public var removeAddrProbes: UInt64 = 0
+    public var removeAddrApplied: UInt64 = 0
+    public var removeAddrIgnored: UInt64 = 0
     /// Connections of LAN hosts that speak MPTCP themselves, passed (tracked).
     public var nativeConnections: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)

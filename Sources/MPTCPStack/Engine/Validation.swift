@@ -42,7 +42,18 @@ extension Engine {
     /// The receive window peer segments are checked against: the client's
     /// last advertised window (scaled), and never less than 64 KiB.
     func receiveWindow(_ c: Connection) -> UInt32 {
-        max(UInt32(c.initial.window) << UInt32(min(c.clientWScale, 14)), 65_535)
+        if let mp = c.mp, !mp.paths.isEmpty {
+            // Multipath: every subflow advertises the client's window, at its scale.
+            return max(UInt32(mp.clientWindow) << UInt32(min(mp.clientWScale, 14)), 65_535)
+        }
+        return max(UInt32(c.initial.window) << UInt32(min(c.clientWScale, 14)), 65_535)
+    }
+
+    /// Multipath: a segment on subflow `p` starts at most a window (plus
+    /// slack for the scale's rounding) beyond what we have received on it.
+    func pathSegmentAcceptable(_ c: Connection, _ p: Path, seq: TCPSeq) -> Bool {
+        let slack = UInt32(65_535) + (1 << UInt32(min(c.mp?.clientWScale ?? 0, 14)))
+        return seq - p.rcvNxt <= Int32(clamping: receiveWindow(c) + slack)
     }
 
     /// One uplink: the peer's view of our RCV.NXT on the initial subflow.
