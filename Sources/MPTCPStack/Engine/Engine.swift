@@ -1,3 +1,4 @@
+import DequeModule
 import HeapModule
 
 /// The translator engine: pure and deterministic. Packets go in with the
@@ -32,6 +33,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
     var uplinkDown: [Bool]
     /// Connections reset because the engine did not know them (Validation.swift).
     var resets = ResetMemory()
+    /// Half-open connections in the order they came (some long since
+    /// established or gone: skipped), for evicting the oldest.
+    var halfOpen = Deque<(handle: Int, generation: UInt32)>()
     var resetSecond: UInt64 = .max
     var resetsThisSecond = 0
     /// The uplinks' MTUs, as configured and as the caller reports them since (PathMTU.swift).
@@ -145,21 +149,38 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if c.mp?.timerAt == d.at { mpTimer(d.handle, now: now) }
                 continue
             }
+            let limit = Self.isHalfOpen(c) ? config.handshakeTimeout : config.idleTimeout
             if c.phase == .closed {
                 if c.deadline <= now { remove(d.handle) } // else: an older idle deadline; TIME_WAIT's own is queued
-            } else if c.lastSeen + config.idleTimeout <= now {
-                stats.connectionsExpired &+= 1
+            } else if c.lastSeen + limit <= now {
+                if Self.isHalfOpen(c) { stats.halfOpenExpired &+= 1 } else { stats.connectionsExpired &+= 1 }
                 remove(d.handle)
             } else {
-                deadlines.insert(Deadline(at: c.lastSeen + config.idleTimeout, handle: d.handle, generation: c.generation))
+                deadlines.insert(Deadline(at: c.lastSeen + limit, handle: d.handle, generation: c.generation))
             }
         }
     }
 
     // MARK: - Table
 
+    /// A SYN seen, the handshake not complete (a native connection: no
+    /// packet but SYNs yet).
+    static func isHalfOpen(_ c: Connection) -> Bool {
+        c.phase == .synSent || c.phase == .synReceived || (c.phase == .native && c.nativeFins & 4 == 0)
+    }
+
     private func insert(_ c: Connection) -> Int {
         var c = c
+        if Self.isHalfOpen(c) {
+            // Room for one more half-open connection: the oldest goes.
+            while halfOpen.count >= config.maxHalfOpen, let old = halfOpen.popFirst() {
+                if old.handle < conns.count, let o = conns[old.handle], o.generation == old.generation, Self.isHalfOpen(o) {
+                    stats.halfOpenEvicted &+= 1
+                    remove(old.handle)
+                }
+            }
+            c.deadline = min(c.deadline, c.lastSeen + config.handshakeTimeout)
+        }
         c.generation = nextGeneration
         nextGeneration &+= 1
         let h: Int
@@ -167,6 +188,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         table[c.key] = h
         if c.phase != .native { tokens[MPTCPCrypto.token(key: c.localKey)] = h }
         deadlines.insert(Deadline(at: c.deadline, handle: h, generation: c.generation))
+        if Self.isHalfOpen(c) { halfOpen.append((h, c.generation)) }
         stats.connectionsOpened &+= 1
         return h
     }
@@ -207,8 +229,9 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// A native connection's packet: passed; both FINs or a RST close it.
     private func nativePacket(_ t: TCPSegmentView, _ h: Int, fromLAN: Bool, now: Instant) -> Verdict {
         conns[h]!.lastSeen = now
+        if !t.has(TCPFlags.syn) { conns[h]!.nativeFins |= 4 } // past the handshake
         if t.has(TCPFlags.fin) { conns[h]!.nativeFins |= fromLAN ? 1 : 2 }
-        if t.has(TCPFlags.rst) || conns[h]!.nativeFins == 3 { close(h, now: now, reset: t.has(TCPFlags.rst)) }
+        if t.has(TCPFlags.rst) || conns[h]!.nativeFins & 3 == 3 { close(h, now: now, reset: t.has(TCPFlags.rst)) }
         return .accept
     }
 
@@ -343,6 +366,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         let opts = TCPOptionSummary(parsing: v.tcp.optionArea)
         if let h = table[key] {
             if conns[h]!.clientISN == v.tcp.seq && conns[h]!.phase == .synSent {
+                conns[h]!.lastSeen = now
                 return rewriteClientSYN(v, handle: h, gso: gso) // retransmitted SYN: same key
             }
             remove(h) // port reuse: the old connection is gone from the client's view

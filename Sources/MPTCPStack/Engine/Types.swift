@@ -85,6 +85,14 @@ public struct EngineConfig: Sendable {
     public var timeWait: Duration = .seconds(60)
     /// Most connections tracked at once; further SYNs pass as plain TCP.
     public var maxConnections = 65_536
+    /// Most half-open connections (a SYN seen, the handshake not complete):
+    /// beyond it the oldest is forgotten (its connection then goes on as
+    /// plain TCP), so a SYN flood cannot take the table from established
+    /// connections or keep new ones from being translated.
+    public var maxHalfOpen = 16_384
+    /// A half-open connection silent this long is forgotten (TCP's own
+    /// handshake timescale, not the idle timeout's).
+    public var handshakeTimeout: Duration = .seconds(30)
 
     /// The gateway's uplinks, in order (index = `Side.uplink` index). With
     /// more than one, connections become multipath: the initial subflow
@@ -161,6 +169,10 @@ public struct EngineStats: Sendable, Equatable {
     public var connectionsReset: UInt64 = 0
     public var connectionsExpired: UInt64 = 0
     public var tableFull: UInt64 = 0
+    /// Half-open connections forgotten to make room (`maxHalfOpen`), and
+    /// those that timed out (`handshakeTimeout`).
+    public var halfOpenEvicted: UInt64 = 0
+    public var halfOpenExpired: UInt64 = 0
     public var noOptionRoom: UInt64 = 0
     public var sackDropped: UInt64 = 0
     public var dssChecksumFailed: UInt64 = 0
