@@ -233,38 +233,26 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
     }
 
+    /// The stats line's fields: the daemon's own counters, the queue's and
+    /// every engine counter (`StatsLine`).
+    public func statsFields() -> [(name: String, value: String)] {
+        var f: [(name: String, value: String)] = [
+            ("conns_open", "\(engine.connectionCount)"),
+            ("unknown_iface", "\(unknownInterface)"), ("verdict_errors", "\(verdictErrors)"),
+            ("truncated", "\(truncatedPackets)"), ("raw_send_errors", "\(sender?.errors ?? 0)"),
+            ("outbox_overflow", "\(engine.outbox.overflow)"),
+        ]
+        for c in queue.counters { f.append((c.name, "\(c.value)")) }
+        return f + StatsLine.fields(engine.stats)
+    }
+
     public func logStats() {
-        let s = engine.stats
-        logger.info("stats", metadata: [
-            "packets": "\(s.packets)", "to_peer": "\(s.translatedToPeer)", "to_lan": "\(s.translatedToLAN)",
-            "untracked": "\(s.untracked)", "fallback_pkts": "\(s.passedFallback)",
-            "conns_open": "\(engine.connectionCount)", "opened": "\(s.connectionsOpened)", "mptcp": "\(s.connectionsMPTCP)",
-            "fallback": "\(s.connectionsFallback)", "closed": "\(s.connectionsClosed)", "reset": "\(s.connectionsReset)",
-            "expired": "\(s.connectionsExpired)",
-            "dropped": "\(DropReason.allCases.map { "\($0)=\(s.dropped($0))" }.joined(separator: ","))", "malformed": "\(s.malformed)",
-            "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
-            "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
-            "originated": "\(s.originated)", "truncated": "\(truncatedPackets)", "raw_send_errors": "\(sender?.errors ?? 0)",
-            "outbox_overflow": "\(engine.outbox.overflow)",
-            "subflows_opened": "\(s.subflowsOpened)", "subflows_failed": "\(s.subflowsFailed)",
-            "joins_sent": "\(s.joinsSent)", "joins_rejected": "\(s.joinsRejected)",
-            "data_segments": "\(s.dataSegmentsSent)", "retransmits": "\(s.retransmits)",
-            "fast_retransmits": "\(s.fastRetransmits)", "rto_expiries": "\(s.rtoExpiries)",
-            "reinjected_bytes": "\(s.reinjectedBytes)", "buffered_bytes": "\(s.bufferedBytes)",
-            "data_level_retransmits": "\(s.dataLevelRetransmits)", "dead_subflows": "\(s.deadSubflowsDetected)",
-            "client_out_of_order": "\(s.clientOutOfOrder)", "spurious_recoveries": "\(s.spuriousRecoveries)",
-            "held_for_client_window": "\(s.heldForClientWindow)", "lan_retransmits": "\(s.lanRetransmits)",
-            "download_not_kept": "\(s.downloadNotKept)", "add_addr_received": "\(s.addAddrReceived)",
-            "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
-            "remove_addr_sent": "\(s.removeAddrSent)", "subflows_link_down": "\(s.subflowsLinkDown)",
-            "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
-            "responder_syns": "\(s.responderSYNs)", "passed_native": "\(s.passedNative)",
-            "joins_accepted": "\(s.joinsAccepted)", "joins_refused": "\(s.joinsRefused)", "add_addr_sent": "\(s.addAddrSent)",
-            "add_addr_without_ts": "\(s.addAddrWithoutTimestamps)", "add_addr_unsent": "\(s.addAddrUnsent)",
-            "table_full": "\(s.tableFull)", "syn_data_passed": "\(s.synDataPassed)",
-        ])
-        if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
-            logger.info("last raw send error: \(String(cString: strerror(e)))")
+        // A name given twice keeps its first value (never a trap).
+        let metadata = Logger.Metadata(statsFields().map { ($0.name, Logger.MetadataValue.string($0.value)) },
+                                       uniquingKeysWith: { first, _ in first })
+        logger.info("stats", metadata: metadata)
+        if let sender, sender.lastErrno != 0, sender.errors > 0 {
+            logger.info("last raw send error: \(String(cString: strerror(sender.lastErrno)))")
         }
     }
 }

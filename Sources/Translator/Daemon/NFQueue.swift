@@ -44,6 +44,12 @@ public protocol PacketQueue: AnyObject {
     func drop(_ id: UInt32) throws
     /// Accepts the packet as `header` followed by `payload`.
     func accept(_ id: UInt32, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws
+    /// The queue's own counters for the stats line, by name (not per packet).
+    var counters: [(name: String, value: UInt64)] { get }
+}
+
+extension PacketQueue {
+    public var counters: [(name: String, value: UInt64)] { [] }
 }
 
 /// NFQUEUE over libmnl and libnetfilter_queue's netlink helpers, configured
@@ -59,6 +65,8 @@ public final class NFQueue: PacketQueue {
     private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
     private let pad = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 4)
     private var peer = sockaddr_nl()
+    /// Reads that failed with ENOBUFS: the kernel could not hand us
+    /// packets (the socket's buffer was full) and dropped them.
     public private(set) var enobufs: UInt64 = 0
 
     public var fileDescriptor: Int32 { mnl_socket_get_fd(nl) }
@@ -125,6 +133,45 @@ public final class NFQueue: PacketQueue {
             }
             throw QueueError("binding queue \(queueNumber)")
         }
+    }
+
+    /// `queue_enobufs`, and the kernel's own counts for this queue from
+    /// /proc/net/netfilter/nfnetlink_queue: `queue_dropped` (the queue was
+    /// full) and `queue_user_dropped` (the socket's buffer was full). With
+    /// NFQA_CFG_F_FAIL_OPEN neither drops: what passed is counted nowhere.
+    public var counters: [(name: String, value: UInt64)] {
+        var c: [(name: String, value: UInt64)] = [("queue_enobufs", enobufs)]
+        if let k = Self.kernelCounters(queue: queueNumber) {
+            c.append(("queue_dropped", k.dropped))
+            c.append(("queue_user_dropped", k.userDropped))
+        }
+        return c
+    }
+
+    /// This queue's line of /proc/net/netfilter/nfnetlink_queue (queue,
+    /// port id, length, copy mode, copy range, dropped, user dropped, id, 1).
+    static func kernelCounters(queue: UInt16) -> (dropped: UInt64, userDropped: UInt64)? {
+        let fd = open("/proc/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0 ..< n]
+            if bytes.count > 1 << 20 { break }
+        }
+        return parseKernelCounters(String(decoding: bytes, as: UTF8.self), queue: queue)
+    }
+
+    static func parseKernelCounters(_ text: String, queue: UInt16) -> (dropped: UInt64, userDropped: UInt64)? {
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count >= 7, UInt16(f[0]) == queue, let d = UInt64(f[5]), let u = UInt64(f[6]) else { continue }
+            return (d, u)
+        }
+        return nil
     }
 
     public func receive(_ body: (QueuedPacket) -> Void) throws -> Int {
