@@ -100,4 +100,11 @@ import Testing
     @Test func policyRoutedUplink() throws {
         Self.assertAllChecksPassed(try Self.script("policyroute.sh"), minimumChecks: 13)
     }
+
+    /// Issue 13, item 3: SIGUSR1 with 300 multipath connections: the state
+    /// comes in parts, each connection once, and a connection opened
+    /// meanwhile connects.
+    @Test func stateDumpComesInParts() throws {
+        Self.assertAllChecksPassed(try Self.script("dump.sh"), minimumChecks: 7)
+    }
 }

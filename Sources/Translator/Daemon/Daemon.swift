@@ -129,6 +129,22 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         return mask
     }
 
+    /// SIGUSR1's dump of the multipath state, under way: the table slot it
+    /// goes on from. One part per loop pass, so that a dump of a full table
+    /// (megabytes of log) never holds up the packets.
+    private var dumpCursor: Int?
+    /// Table slots per part of the dump (each a connection: a line, and a
+    /// line per subflow).
+    static var dumpSlotsPerPass: Int { 64 }
+
+    /// Writes the next part of the multipath dump, if one is under way.
+    func continueDump() {
+        guard let cursor = dumpCursor else { return }
+        var part = ""
+        dumpCursor = engine.multipathState(from: cursor, slots: Self.dumpSlotsPerPass, into: &part)
+        if !part.isEmpty { logger.info("multipath state (from slot \(cursor)):\n\(part)") }
+    }
+
     public func run(statsEvery: Duration? = nil) throws {
         Self.blockSignals()
         var mask = Self.signalMask
@@ -144,11 +160,12 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             // Sleep until the engine's next timer (rounded up to the next
             // millisecond, so it has passed when poll returns: no busy loop),
             // at most a second.
-            var timeout: Int32 = 1000
-            if let d = engine.nextDeadline {
+            // A dump under way goes on at once.
+            var timeout: Int32 = dumpCursor == nil ? 1000 : 0
+            if let d = engine.nextDeadline, timeout > 0 {
                 let now0 = MonotonicClock.now()
                 let ns = d.nanoseconds > now0.nanoseconds ? d.nanoseconds - now0.nanoseconds : 0
-                timeout = Int32(min((ns + 999_999) / 1_000_000, 1000))
+                timeout = Int32(min(ns / 1_000_000 + (ns % 1_000_000 == 0 ? 0 : 1), 1000))
             }
             let r = poll(&fds, 3, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
@@ -156,9 +173,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 var si = signalfd_siginfo()
                 while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
                     if si.ssi_signo == UInt32(SIGUSR1) {
+                        // The counters now; the state of each connection in
+                        // parts, one per pass (a dump under way starts over).
                         logStats()
-                        let mps = engine.multipathState
-                        if !mps.isEmpty { logger.info("multipath state:\n\(mps)") }
+                        dumpCursor = 0
                     } else {
                         logger.info("signal \(si.ssi_signo): stopping")
                         break loop
@@ -179,9 +197,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             let now = MonotonicClock.now()
             runTimers(now: now)
             noteOnce()
-            if let ns = nextStats, ns <= now {
+            continueDump()
+            if let ns = nextStats, let every = statsEvery, ns <= now {
                 logStats()
-                nextStats = now + statsEvery!
+                nextStats = now + every
             }
         }
         logStats()
