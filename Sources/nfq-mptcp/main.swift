@@ -117,6 +117,13 @@ struct Run: ParsableCommand {
     @Option(help: "Log the counters every this many seconds (0: only at exit and on SIGUSR1).")
     var statsInterval: Double = 0
 
+    @Flag(help: """
+        While the queue is full (the daemon stalled or overloaded), let packets pass untranslated instead of dropping \
+        them: new connections keep working as plain TCP, but a translated connection whose packets pass is broken \
+        (the other side gets them untranslated) and is reset.
+        """)
+    var failOpen = false
+
     @Option(help: "Record every queued packet and its output to this pcap (for `replay`).")
     var record: String?
 
@@ -178,8 +185,8 @@ struct Run: ParsableCommand {
         }
         defer { if installRules { rules.remove() } }
         let q: NFQueue
-        do { q = try NFQueue(number: queue) } catch { throw RuntimeError("\(error)") }
-        logger.info("queue \(queue) bound", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
+        do { q = try NFQueue(number: queue, failOpen: failOpen) } catch { throw RuntimeError("\(error)") }
+        logger.info("queue \(queue) bound\(failOpen ? " (fail-open)" : "")", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
         // Multipath: what leaves by uplink k leaves through uplink k.
         let sender: RawSender
         do {

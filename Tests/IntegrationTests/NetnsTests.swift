@@ -101,6 +101,13 @@ import Testing
         Self.assertAllChecksPassed(try Self.script("policyroute.sh"), minimumChecks: 13)
     }
 
+    /// Issue 13, item 2: with `--fail-open` a stopped daemon's full queue
+    /// lets a new connection through; without it the connection fails and
+    /// the kernel's drops are counted (`queue_dropped`).
+    @Test func failOpenLetsPacketsPassAFullQueue() throws {
+        Self.assertAllChecksPassed(try Self.script("failopen.sh"), minimumChecks: 12)
+    }
+
     /// Issue 13, item 3: SIGUSR1 with 300 multipath connections: the state
     /// comes in parts, each connection once, and a connection opened
     /// meanwhile connects.

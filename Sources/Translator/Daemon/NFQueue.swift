@@ -66,14 +66,21 @@ public final class NFQueue: PacketQueue {
     private let pad = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 4)
     private var peer = sockaddr_nl()
     /// Reads that failed with ENOBUFS: the kernel could not hand us
-    /// packets (the socket's buffer was full) and dropped them.
+    /// packets (the socket's buffer was full) and dropped them, or let them
+    /// pass with `failOpen`.
     public private(set) var enobufs: UInt64 = 0
+    /// Packets beyond a full queue or socket pass untranslated instead of
+    /// being dropped (NFQA_CFG_F_FAIL_OPEN).
+    public let failOpen: Bool
 
     public var fileDescriptor: Int32 { mnl_socket_get_fd(nl) }
 
-    /// Binds queue `number` for `families` (AF_INET, AF_INET6).
-    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192) throws {
+    /// Binds queue `number`. With `failOpen` the kernel lets packets pass
+    /// unqueued while the queue (`maxLength` packets) or the socket's buffer
+    /// is full, instead of dropping them.
+    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192, failOpen: Bool = false) throws {
         queueNumber = number
+        self.failOpen = failOpen
         guard let s = mnl_socket_open(NETLINK_NETFILTER) else { throw QueueError("netlink socket") }
         nl = s
         guard mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
@@ -95,14 +102,15 @@ public final class NFQueue: PacketQueue {
         // Fully initialized from here: on a throw, deinit closes and frees.
         // (PF_BIND/PF_UNBIND are no-ops since Linux 3.8 and not sent.)
         try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(AF_INET), UInt8(NFQNL_CFG_CMD_BIND.rawValue)) }
+        let flags = UInt32(NFQA_CFG_F_GSO) | (failOpen ? UInt32(NFQA_CFG_F_FAIL_OPEN) : 0)
         try config { nlh in
             nfq_nlmsg_cfg_put_params(nlh, UInt8(NFQNL_COPY_PACKET.rawValue), 0xffff)
-            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
-            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), flags.bigEndian)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN).bigEndian)
         }
         try config { nlh in nfq_nlmsg_cfg_put_qmaxlen(nlh, maxLength) }
-        let flags = fcntl(fd, F_GETFL)
-        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        let fl = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, fl | O_NONBLOCK)
     }
 
     deinit {
@@ -138,7 +146,7 @@ public final class NFQueue: PacketQueue {
     /// `queue_enobufs`, and the kernel's own counts for this queue from
     /// /proc/net/netfilter/nfnetlink_queue: `queue_dropped` (the queue was
     /// full) and `queue_user_dropped` (the socket's buffer was full). With
-    /// NFQA_CFG_F_FAIL_OPEN neither drops: what passed is counted nowhere.
+    /// `failOpen` neither drops: what passed unqueued is counted nowhere.
     public var counters: [(name: String, value: UInt64)] {
         var c: [(name: String, value: UInt64)] = [("queue_enobufs", enobufs)]
         if let k = Self.kernelCounters(queue: queueNumber) {
