@@ -20,48 +20,64 @@ struct RuntimeError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Engine settings shared by the daemon and replay.
+/// Throws the one-line reason a check gave, if any.
+func require(_ problem: String?) throws {
+    if let problem { throw ValidationError(problem) }
+}
+
+/// Engine settings shared by the daemon and replay. Every value is checked
+/// against its range (given in its help) before anything is installed.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Bytes taken off the MSS the server announces to LAN clients (room for DSS).")
+    static let timeRange = 0.001 ... OptionChecks.maxSeconds
+
+    @Option(help: "Bytes taken off the MSS the server announces to LAN clients (room for DSS); 0 to 1024.")
     var mssClamp: UInt16 = 28
 
     @Flag(help: "Ask MPTCP peers for DSS checksums (MP_CAPABLE flag A).")
     var checksums = false
 
-    @Option(help: "Seconds a closed connection is remembered.")
+    @Option(help: "Seconds a closed connection is remembered; 0.001 to 2592000 (30 days).")
     var timeWait: Double = 60
 
-    @Option(help: "Seconds of silence after which a connection is forgotten.")
+    @Option(help: "Seconds of silence after which a connection is forgotten; 0.001 to 2592000 (30 days).")
     var idleTimeout: Double = 7200
 
-    @Option(help: "Most connections tracked at once.")
+    @Option(help: "Most connections tracked at once (more pass untranslated); 1 to 1048576.")
     var maxConnections = 65_536
 
-    @Option(help: ArgumentHelp("Source ports of the subflows the gateway opens itself (multipath).", valueName: "LO-HI"))
+    @Option(help: ArgumentHelp("""
+        Source ports of the subflows the gateway opens itself (multipath; the top one is announced to peers):         at least 2, from 1024 up, and with two or more uplinks outside net.ipv4.ip_local_port_range.
+        """, valueName: "LO-HI"))
     var joinPorts: PortRange = PortRange(EngineConfig().joinPorts)
 
-    @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them (and of peer data until the client does).",
+    @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them (and of peer data until the client does); 65536 to 1073741824.",
                                valueName: "BYTES"))
     var sendBuffer = EngineConfig().sendBuffer
 
-    @Option(help: "Most subflows per multipath connection (the initial one included, at most 8).")
+    @Option(help: "Most subflows per multipath connection (the initial one included); 1 to 8.")
     var maxSubflows = EngineConfig().maxSubflows
 
-    @Option(help: "Addresses the peer announces (ADD_ADDR) that a multipath connection joins from every uplink (0: echo only; at most 8).")
+    @Option(help: "Addresses the peer announces (ADD_ADDR) that a multipath connection joins from every uplink (0: echo only); 0 to 8.")
     var addAddrAccepted = EngineConfig().addAddrAccepted
 
     func validate() throws {
-        guard sendBuffer >= 65_536 && sendBuffer <= 1 << 30 else { throw ValidationError("--send-buffer: 65536 to 1073741824 bytes") }
-        guard maxSubflows >= 1 && maxSubflows <= 8 else { throw ValidationError("--max-subflows: 1 to 8") }
-        guard addAddrAccepted >= 0 && addAddrAccepted <= 8 else { throw ValidationError("--add-addr-accepted: 0 to 8") }
+        try require(OptionChecks.integer(Int(mssClamp), "--mss-clamp", 0 ... 1024, "bytes"))
+        try require(OptionChecks.seconds(timeWait, "--time-wait", Self.timeRange))
+        try require(OptionChecks.seconds(idleTimeout, "--idle-timeout", Self.timeRange))
+        try require(OptionChecks.integer(maxConnections, "--max-connections", 1 ... 1_048_576))
+        try require(OptionChecks.joinPorts(joinPorts.range))
+        try require(OptionChecks.integer(sendBuffer, "--send-buffer", 65_536 ... 1 << 30, "bytes"))
+        try require(OptionChecks.integer(maxSubflows, "--max-subflows", 1 ... 8))
+        try require(OptionChecks.integer(addAddrAccepted, "--add-addr-accepted", 0 ... 8))
     }
 
+    /// The engine's configuration (the values checked by `validate`).
     var config: EngineConfig {
         var c = EngineConfig()
         c.mssClamp = mssClamp
         c.requestChecksums = checksums
-        c.timeWait = .milliseconds(Int64(timeWait * 1000))
-        c.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        c.timeWait = .milliseconds(Int64((timeWait * 1000).rounded()))
+        c.idleTimeout = .milliseconds(Int64((idleTimeout * 1000).rounded()))
         c.maxConnections = maxConnections
         c.joinPorts = joinPorts.range
         c.sendBuffer = sendBuffer
@@ -114,8 +130,13 @@ struct Run: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @Option(help: "Log the counters every this many seconds (0: only at exit and on SIGUSR1).")
+    @Option(help: "Log the counters every this many seconds (0: only at exit and on SIGUSR1); 0, or 0.1 to 86400.")
     var statsInterval: Double = 0
+
+    @Flag(help: """
+        While the queue is full (the daemon stalled or overloaded), let packets pass untranslated instead of dropping         them: new connections keep working as plain TCP, but a translated connection whose packets pass is broken         (the other side gets them untranslated) and is reset.
+        """)
+    var failOpen = false
 
     @Option(help: "Record every queued packet and its output to this pcap (for `replay`).")
     var record: String?
@@ -131,9 +152,20 @@ struct Run: ParsableCommand {
         for u in uplink where UplinkSpec(argument: u) == nil {
             throw ValidationError("bad --uplink '\(u)' (want IFACE or IFACE:backup)")
         }
-        if Set(uplinkSpecs.map(\.name)).count != uplink.count { throw ValidationError("an --uplink is given twice") }
+        let names = uplinkSpecs.map(\.name)
+        if Set(names).count != uplink.count { throw ValidationError("an --uplink is given twice") }
         if uplink.count > 8 { throw ValidationError("at most 8 uplinks") }
+        if Set(lan).count != lan.count { throw ValidationError("a --lan is given twice") }
+        if let both = lan.first(where: names.contains) {
+            throw ValidationError("'\(both)' is given as both --lan and --uplink (a LAN interface cannot be an uplink)")
+        }
         guard let _ = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
+        if statsInterval != 0 { try require(OptionChecks.seconds(statsInterval, "--stats-interval", 0.1 ... 86_400)) }
+        // Join ports are used (and reserved from the gateway's own stack)
+        // with two or more uplinks.
+        if uplink.count > 1, let ephemeral = OptionChecks.ephemeralPorts() {
+            try require(OptionChecks.joinPorts(engine.joinPorts.range, outside: ephemeral))
+        }
     }
 
     var uplinkSpecs: [UplinkSpec] { uplink.compactMap { UplinkSpec(argument: $0) } }
@@ -178,8 +210,8 @@ struct Run: ParsableCommand {
         }
         defer { if installRules { rules.remove() } }
         let q: NFQueue
-        do { q = try NFQueue(number: queue) } catch { throw RuntimeError("\(error)") }
-        logger.info("queue \(queue) bound", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
+        do { q = try NFQueue(number: queue, failOpen: failOpen) } catch { throw RuntimeError("\(error)") }
+        logger.info("queue \(queue) bound\(failOpen ? " (fail-open)" : "")", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
         // Multipath: what leaves by uplink k leaves through uplink k.
         let sender: RawSender
         do {
@@ -199,7 +231,7 @@ struct Run: ParsableCommand {
         if let record { d.recorder = try Recorder(path: record) }
         // Link state (multipath: failover) and MTU changes (every uplink).
         d.links = e.config.multipath ? try LinkMonitor() : try? LinkMonitor()
-        try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64(statsInterval * 1000)) : nil)
+        try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64((statsInterval * 1000).rounded())) : nil)
     }
 }
 
@@ -227,15 +259,23 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
-    func run() throws {
+    func validate() throws { _ = try prefixes() }
+
+    func prefixes() throws -> [(IPAddress, Int)] {
         var prefixes: [(IPAddress, Int)] = []
         for p in lan {
-            let parts = p.split(separator: "/")
+            let parts = p.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, let a = IPAddress(String(parts[0])), let l = Int(parts[1]) else {
-                throw ValidationError("bad prefix '\(p)' (want ADDR/LEN)")
+                throw ValidationError("--lan '\(p)': want ADDR/LEN")
             }
+            try require(OptionChecks.prefixLength(l, of: a, "--lan"))
             prefixes.append((a, l))
         }
+        return prefixes
+    }
+
+    func run() throws {
+        let prefixes = try prefixes()
         let e = Engine(config: engine.config, random: SeededRandom(seed: seed))
         let r = try Replayer.run(input: input, output: output, engine: e, rule: .init(lanPrefixes: prefixes))
         print("replayed \(r.inputs) packets: \(r.outputs) out, \(r.drops) dropped; connections \(r.stats.connectionsOpened) "

@@ -108,4 +108,27 @@ import Testing
     @Test func policyRoutedUplink() throws {
         Self.assertAllChecksPassed(try Self.script("policyroute.sh"), minimumChecks: 13)
     }
+
+    /// Issue 13, item 1: bad command lines (the six that trapped, the ones
+    /// accepted though wrong, every range's ends, `replay`'s) exit non-zero
+    /// without a trap, with one `Error:` line naming the option, and leave
+    /// nothing installed; good ones at the ends of every range start, log
+    /// every counter at SIGUSR1 and clean up.
+    @Test func badCommandLinesAreRefusedBeforeAnythingIsInstalled() throws {
+        Self.assertAllChecksPassed(try Self.script("cli.sh"), minimumChecks: 39)
+    }
+
+    /// Issue 13, item 2: with `--fail-open` a stopped daemon's full queue
+    /// lets a new connection through; without it the connection fails and
+    /// the kernel's drops are counted (`queue_dropped`).
+    @Test func failOpenLetsPacketsPassAFullQueue() throws {
+        Self.assertAllChecksPassed(try Self.script("failopen.sh"), minimumChecks: 12)
+    }
+
+    /// Issue 13, item 3: SIGUSR1 with 300 multipath connections: the state
+    /// comes in parts, each connection once, and a connection opened
+    /// meanwhile connects.
+    @Test func stateDumpComesInParts() throws {
+        Self.assertAllChecksPassed(try Self.script("dump.sh"), minimumChecks: 7)
+    }
 }

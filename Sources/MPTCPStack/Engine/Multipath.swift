@@ -1705,7 +1705,19 @@ extension Engine {
     /// daemon's SIGUSR1 dump; not on the data path).
     public var multipathState: String {
         var out = ""
-        for c in conns {
+        _ = multipathState(from: 0, slots: conns.count, into: &out)
+        return out
+    }
+
+    /// `multipathState` in parts: the lines of the connections in table
+    /// slots `cursor ..< cursor + slots` (a handle is a slot), appended to
+    /// `out`. Returns the cursor of the next part, nil after the last. The
+    /// daemon writes one part per loop pass, so a dump of a full table never
+    /// holds up the packets.
+    public func multipathState(from cursor: Int, slots: Int, into out: inout String) -> Int? {
+        let start = min(max(cursor, 0), conns.count)
+        let end = start + min(max(slots, 1), conns.count - start)
+        for c in conns[start ..< end] {
             guard let c, let mp = c.mp else { continue }
             let base = mp.ringStart
             func rel(_ x: UInt64) -> Int64 { Int64(bitPattern: x &- base) }
@@ -1720,7 +1732,7 @@ extension Engine {
                     + "\(p.inRecovery ? " recovery" : "")\n"
             }
         }
-        return out
+        return end < conns.count ? end : nil
     }
 }
 

@@ -64,7 +64,7 @@ struct SegmentWriter {
                 for _ in 0 ..< pendingNops { w.u8(TCPOptionKind.noOperation) }
                 if kind == TCPOptionKind.maxSegmentSize && e.bytes.count == 4 {
                     var mss = e.bytes.u16(2)
-                    mss = mss > policy.mssClamp + 536 ? mss - policy.mssClamp : min(mss, 536)
+                    mss = Int(mss) > Int(policy.mssClamp) + 536 ? mss - policy.mssClamp : min(mss, 536)
                     if let lim = policy.mssLimit { mss = min(mss, lim) }
                     w.u8(2); w.u8(4); w.u16(mss)
                 } else {

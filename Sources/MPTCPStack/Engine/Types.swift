@@ -4,11 +4,22 @@
 public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
     public var nanoseconds: UInt64
     @inlinable public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-    public static func seconds(_ s: Double) -> Instant { Instant(nanoseconds: UInt64(s * 1e9)) }
+    /// Saturating (never a trap): NaN and negative give 0, too large the end of time.
+    public static func seconds(_ s: Double) -> Instant {
+        let ns = s * 1e9
+        return Instant(nanoseconds: !(ns > 0) ? 0 : ns >= 18_446_744_073_709_551_615.0 ? .max : UInt64(ns))
+    }
     @inlinable public static func < (a: Instant, b: Instant) -> Bool { a.nanoseconds < b.nanoseconds }
+    /// Saturating (never a trap): a negative duration goes back to 0 at most,
+    /// a huge one ends at the end of time.
     @inlinable public static func + (a: Instant, d: Duration) -> Instant {
-        let (s, a2) = d.components
-        return Instant(nanoseconds: a.nanoseconds &+ UInt64(s) &* 1_000_000_000 &+ UInt64(a2 / 1_000_000_000))
+        let (s, atto) = d.components
+        let (ns, o1) = s.multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, o2) = ns.addingReportingOverflow(atto / 1_000_000_000)
+        if o1 || o2 { return Instant(nanoseconds: s < 0 ? 0 : .max) }
+        if total < 0 { return Instant(nanoseconds: a.nanoseconds > total.magnitude ? a.nanoseconds - total.magnitude : 0) }
+        let (r, o3) = a.nanoseconds.addingReportingOverflow(UInt64(total))
+        return Instant(nanoseconds: o3 ? .max : r)
     }
     public var description: String { "\(Double(nanoseconds) / 1e9)s" }
 }

@@ -160,6 +160,22 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         return mask
     }
 
+    /// SIGUSR1's dump of the multipath state, under way: the table slot it
+    /// goes on from. One part per loop pass, so that a dump of a full table
+    /// (megabytes of log) never holds up the packets.
+    private var dumpCursor: Int?
+    /// Table slots per part of the dump (each a connection: a line, and a
+    /// line per subflow).
+    static var dumpSlotsPerPass: Int { 64 }
+
+    /// Writes the next part of the multipath dump, if one is under way.
+    func continueDump() {
+        guard let cursor = dumpCursor else { return }
+        var part = ""
+        dumpCursor = engine.multipathState(from: cursor, slots: Self.dumpSlotsPerPass, into: &part)
+        if !part.isEmpty { logger.info("multipath state (from slot \(cursor)):\n\(part)") }
+    }
+
     public func run(statsEvery: Duration? = nil) throws {
         Self.blockSignals()
         var mask = Self.signalMask
@@ -175,11 +191,12 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             // Sleep until the engine's next timer (rounded up to the next
             // millisecond, so it has passed when poll returns: no busy loop),
             // at most a second.
-            var timeout: Int32 = 1000
-            if let d = engine.nextDeadline {
+            // A dump under way goes on at once.
+            var timeout: Int32 = dumpCursor == nil ? 1000 : 0
+            if let d = engine.nextDeadline, timeout > 0 {
                 let now0 = MonotonicClock.now()
                 let ns = d.nanoseconds > now0.nanoseconds ? d.nanoseconds - now0.nanoseconds : 0
-                timeout = Int32(min((ns + 999_999) / 1_000_000, 1000))
+                timeout = Int32(min(ns / 1_000_000 + (ns % 1_000_000 == 0 ? 0 : 1), 1000))
             }
             let r = poll(&fds, 3, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
@@ -187,9 +204,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 var si = signalfd_siginfo()
                 while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
                     if si.ssi_signo == UInt32(SIGUSR1) {
+                        // The counters now; the state of each connection in
+                        // parts, one per pass (a dump under way starts over).
                         logStats()
-                        let mps = engine.multipathState
-                        if !mps.isEmpty { logger.info("multipath state:\n\(mps)") }
+                        dumpCursor = 0
                     } else {
                         logger.info("signal \(si.ssi_signo): stopping")
                         break loop
@@ -210,9 +228,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             let now = MonotonicClock.now()
             runTimers(now: now)
             noteOnce()
-            if let ns = nextStats, ns <= now {
+            continueDump()
+            if let ns = nextStats, let every = statsEvery, ns <= now {
                 logStats()
-                nextStats = now + statsEvery!
+                nextStats = now + every
             }
         }
         logStats()
@@ -269,40 +288,26 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
     }
 
+    /// The stats line's fields: the daemon's own counters, the queue's and
+    /// every engine counter (`StatsLine`).
+    public func statsFields() -> [(name: String, value: String)] {
+        var f: [(name: String, value: String)] = [
+            ("conns_open", "\(engine.connectionCount)"),
+            ("unknown_iface", "\(unknownInterface)"), ("verdict_errors", "\(verdictErrors)"),
+            ("truncated", "\(truncatedPackets)"), ("raw_send_errors", "\(sender?.errors ?? 0)"),
+            ("outbox_overflow", "\(engine.outbox.overflow)"),
+        ]
+        for c in queue.counters { f.append((c.name, "\(c.value)")) }
+        return f + StatsLine.fields(engine.stats)
+    }
+
     public func logStats() {
-        let s = engine.stats
-        logger.info("stats", metadata: [
-            "packets": "\(s.packets)", "to_peer": "\(s.translatedToPeer)", "to_lan": "\(s.translatedToLAN)",
-            "untracked": "\(s.untracked)", "fallback_pkts": "\(s.passedFallback)",
-            "conns_open": "\(engine.connectionCount)", "opened": "\(s.connectionsOpened)", "mptcp": "\(s.connectionsMPTCP)",
-            "fallback": "\(s.connectionsFallback)", "closed": "\(s.connectionsClosed)", "reset": "\(s.connectionsReset)",
-            "expired": "\(s.connectionsExpired)",
-            "dropped": "\(DropReason.allCases.map { "\($0)=\(s.dropped($0))" }.joined(separator: ","))", "malformed": "\(s.malformed)",
-            "no_option_room": "\(s.noOptionRoom)", "sack_dropped": "\(s.sackDropped)",
-            "unknown_iface": "\(unknownInterface)", "verdict_errors": "\(verdictErrors)",
-            "originated": "\(s.originated)", "truncated": "\(truncatedPackets)", "raw_send_errors": "\(sender?.errors ?? 0)",
-            "outbox_overflow": "\(engine.outbox.overflow)",
-            "subflows_opened": "\(s.subflowsOpened)", "subflows_failed": "\(s.subflowsFailed)",
-            "joins_sent": "\(s.joinsSent)", "joins_rejected": "\(s.joinsRejected)",
-            "data_segments": "\(s.dataSegmentsSent)", "retransmits": "\(s.retransmits)",
-            "fast_retransmits": "\(s.fastRetransmits)", "rto_expiries": "\(s.rtoExpiries)",
-            "reinjected_bytes": "\(s.reinjectedBytes)", "buffered_bytes": "\(s.bufferedBytes)",
-            "data_level_retransmits": "\(s.dataLevelRetransmits)", "dead_subflows": "\(s.deadSubflowsDetected)",
-            "client_out_of_order": "\(s.clientOutOfOrder)", "spurious_recoveries": "\(s.spuriousRecoveries)",
-            "held_for_client_window": "\(s.heldForClientWindow)", "lan_retransmits": "\(s.lanRetransmits)",
-            "download_not_kept": "\(s.downloadNotKept)", "add_addr_received": "\(s.addAddrReceived)",
-            "add_addr_rejected": "\(s.addAddrRejected)", "remove_addr_received": "\(s.removeAddrReceived)",
-            "remove_addr_sent": "\(s.removeAddrSent)", "subflows_link_down": "\(s.subflowsLinkDown)",
-            "icmp_unreachable": "\(s.icmpUnreachable)", "subflows_unreachable": "\(s.subflowsUnreachable)",
-            "icmp_too_big": "\(s.icmpTooBig)", "send_too_big": "\(s.sendTooBig)", "mss_lowered": "\(s.mssLowered)",
-            "subflows_over_mtu": "\(s.subflowsOverMTU)",
-            "responder_syns": "\(s.responderSYNs)", "passed_native": "\(s.passedNative)",
-            "joins_accepted": "\(s.joinsAccepted)", "joins_refused": "\(s.joinsRefused)", "add_addr_sent": "\(s.addAddrSent)",
-            "add_addr_without_ts": "\(s.addAddrWithoutTimestamps)", "add_addr_unsent": "\(s.addAddrUnsent)",
-            "table_full": "\(s.tableFull)", "syn_data_passed": "\(s.synDataPassed)",
-        ])
-        if let e = sender?.lastErrno, e != 0, sender!.errors > 0 {
-            logger.info("last raw send error: \(String(cString: strerror(e)))")
+        // A name given twice keeps its first value (never a trap).
+        let metadata = Logger.Metadata(statsFields().map { ($0.name, Logger.MetadataValue.string($0.value)) },
+                                       uniquingKeysWith: { first, _ in first })
+        logger.info("stats", metadata: metadata)
+        if let sender, sender.lastErrno != 0, sender.errors > 0 {
+            logger.info("last raw send error: \(String(cString: strerror(sender.lastErrno)))")
         }
     }
 }

@@ -44,6 +44,12 @@ public protocol PacketQueue: AnyObject {
     func drop(_ id: UInt32) throws
     /// Accepts the packet as `header` followed by `payload`.
     func accept(_ id: UInt32, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws
+    /// The queue's own counters for the stats line, by name (not per packet).
+    var counters: [(name: String, value: UInt64)] { get }
+}
+
+extension PacketQueue {
+    public var counters: [(name: String, value: UInt64)] { [] }
 }
 
 /// NFQUEUE over libmnl and libnetfilter_queue's netlink helpers, configured
@@ -59,13 +65,22 @@ public final class NFQueue: PacketQueue {
     private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
     private let pad = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 4)
     private var peer = sockaddr_nl()
+    /// Reads that failed with ENOBUFS: the kernel could not hand us
+    /// packets (the socket's buffer was full) and dropped them, or let them
+    /// pass with `failOpen`.
     public private(set) var enobufs: UInt64 = 0
+    /// Packets beyond a full queue or socket pass untranslated instead of
+    /// being dropped (NFQA_CFG_F_FAIL_OPEN).
+    public let failOpen: Bool
 
     public var fileDescriptor: Int32 { mnl_socket_get_fd(nl) }
 
-    /// Binds queue `number` for `families` (AF_INET, AF_INET6).
-    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192) throws {
+    /// Binds queue `number`. With `failOpen` the kernel lets packets pass
+    /// unqueued while the queue (`maxLength` packets) or the socket's buffer
+    /// is full, instead of dropping them.
+    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192, failOpen: Bool = false) throws {
         queueNumber = number
+        self.failOpen = failOpen
         guard let s = mnl_socket_open(NETLINK_NETFILTER) else { throw QueueError("netlink socket") }
         nl = s
         guard mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
@@ -87,14 +102,15 @@ public final class NFQueue: PacketQueue {
         // Fully initialized from here: on a throw, deinit closes and frees.
         // (PF_BIND/PF_UNBIND are no-ops since Linux 3.8 and not sent.)
         try config { nlh in nfq_nlmsg_cfg_put_cmd(nlh, UInt16(AF_INET), UInt8(NFQNL_CFG_CMD_BIND.rawValue)) }
+        let flags = UInt32(NFQA_CFG_F_GSO) | (failOpen ? UInt32(NFQA_CFG_F_FAIL_OPEN) : 0)
         try config { nlh in
             nfq_nlmsg_cfg_put_params(nlh, UInt8(NFQNL_COPY_PACKET.rawValue), 0xffff)
-            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
-            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_FLAGS.rawValue), flags.bigEndian)
+            mnl_attr_put_u32(nlh, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN).bigEndian)
         }
         try config { nlh in nfq_nlmsg_cfg_put_qmaxlen(nlh, maxLength) }
-        let flags = fcntl(fd, F_GETFL)
-        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        let fl = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, fl | O_NONBLOCK)
     }
 
     deinit {
@@ -125,6 +141,45 @@ public final class NFQueue: PacketQueue {
             }
             throw QueueError("binding queue \(queueNumber)")
         }
+    }
+
+    /// `queue_enobufs`, and the kernel's own counts for this queue from
+    /// /proc/net/netfilter/nfnetlink_queue: `queue_dropped` (the queue was
+    /// full) and `queue_user_dropped` (the socket's buffer was full). With
+    /// `failOpen` neither drops: what passed unqueued is counted nowhere.
+    public var counters: [(name: String, value: UInt64)] {
+        var c: [(name: String, value: UInt64)] = [("queue_enobufs", enobufs)]
+        if let k = Self.kernelCounters(queue: queueNumber) {
+            c.append(("queue_dropped", k.dropped))
+            c.append(("queue_user_dropped", k.userDropped))
+        }
+        return c
+    }
+
+    /// This queue's line of /proc/net/netfilter/nfnetlink_queue (queue,
+    /// port id, length, copy mode, copy range, dropped, user dropped, id, 1).
+    static func kernelCounters(queue: UInt16) -> (dropped: UInt64, userDropped: UInt64)? {
+        let fd = open("/proc/net/netfilter/nfnetlink_queue", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0 ..< n]
+            if bytes.count > 1 << 20 { break }
+        }
+        return parseKernelCounters(String(decoding: bytes, as: UTF8.self), queue: queue)
+    }
+
+    static func parseKernelCounters(_ text: String, queue: UInt16) -> (dropped: UInt64, userDropped: UInt64)? {
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count >= 7, UInt16(f[0]) == queue, let d = UInt64(f[5]), let u = UInt64(f[6]) else { continue }
+            return (d, u)
+        }
+        return nil
     }
 
     public func receive(_ body: (QueuedPacket) -> Void) throws -> Int {
