@@ -45,6 +45,12 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Most connections tracked at once (more pass untranslated); 1 to 1048576.")
     var maxConnections = 65_536
 
+    @Option(help: "Most half-open connections (SYN seen, handshake not complete); beyond it the oldest is forgotten and goes on as plain TCP; 16 to 1048576.")
+    var maxHalfOpen = EngineConfig().maxHalfOpen
+
+    @Option(help: "Seconds a half-open connection is remembered without a packet; 1 to 600.")
+    var handshakeTimeout: Double = 30
+
     @Option(help: ArgumentHelp("""
         Source ports of the subflows the gateway opens itself (multipath; the top one is announced to peers):         at least 2, from 1024 up, and with two or more uplinks outside net.ipv4.ip_local_port_range.
         """, valueName: "LO-HI"))
@@ -65,6 +71,8 @@ struct EngineOptions: ParsableArguments {
         try require(OptionChecks.seconds(timeWait, "--time-wait", Self.timeRange))
         try require(OptionChecks.seconds(idleTimeout, "--idle-timeout", Self.timeRange))
         try require(OptionChecks.integer(maxConnections, "--max-connections", 1 ... 1_048_576))
+        try require(OptionChecks.integer(maxHalfOpen, "--max-half-open", 16 ... 1_048_576))
+        try require(OptionChecks.seconds(handshakeTimeout, "--handshake-timeout", 1 ... 600))
         try require(OptionChecks.joinPorts(joinPorts.range))
         try require(OptionChecks.integer(sendBuffer, "--send-buffer", 65_536 ... 1 << 30, "bytes"))
         try require(OptionChecks.integer(maxSubflows, "--max-subflows", 1 ... 8))
@@ -79,6 +87,8 @@ struct EngineOptions: ParsableArguments {
         c.timeWait = .milliseconds(Int64((timeWait * 1000).rounded()))
         c.idleTimeout = .milliseconds(Int64((idleTimeout * 1000).rounded()))
         c.maxConnections = maxConnections
+        c.maxHalfOpen = maxHalfOpen
+        c.handshakeTimeout = .milliseconds(Int64((handshakeTimeout * 1000).rounded()))
         c.joinPorts = joinPorts.range
         c.sendBuffer = sendBuffer
         c.maxSubflows = maxSubflows

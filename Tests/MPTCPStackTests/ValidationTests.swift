@@ -201,4 +201,30 @@ struct ValidationTests {
         #expect(end.contains { $0.flags & RST != 0 && $0.destination == s.c.client })
         #expect(end.contains { $0.flags & RST != 0 && $0.destination == s.c.server && $0.mptcp.contains { if case .mpFastclose = $0 { return true } else { return false } } })
     }
+
+    @Test("a SYN flood: half-open connections are bounded apart from established ones (the oldest forgotten), expire on the handshake timescale; established connections and new ones keep being translated")
+    func synFlood() throws {
+        var config = EngineConfig()
+        config.maxHalfOpen = 16
+        config.maxConnections = 64
+        let h = EngineHarness(seed: 37, config: config)
+        var c = TestConn()
+        let key = try h.handshake(&c)
+        for i in 0 ..< 500 {
+            var f = TestConn(client: Endpoint("10.9.\(i / 250).\(i % 250 + 1)", UInt16(10_000 + i)))
+            _ = try h.lan(f.syn()).rewritten()
+        }
+        #expect(h.engine.connectionCount == 17 && h.engine.stats.halfOpenEvicted == 484 && h.engine.stats.tableFull == 0)
+        // The established connection is still translated.
+        let d = try h.lan(c.fromClient(seq: 1, ack: 1, payload: [1, 2, 3])).rewritten()
+        #expect(d.mpCapable?.dataLevelLength == 3 && d.mpCapable?.senderKey == key)
+        // A new one during the flood completes its handshake and is translated.
+        var n = TestConn(client: Endpoint("192.168.1.20", 41_000))
+        _ = try h.handshake(&n)
+        #expect(h.engine.stats.connectionsMPTCP == 2)
+        // The flood's entries go after the handshake timeout; the established ones stay.
+        h.advance(.seconds(31))
+        h.runTimers()
+        #expect(h.engine.connectionCount == 2 && h.engine.stats.halfOpenExpired == 15)
+    }
 }
