@@ -49,7 +49,7 @@ struct NFQAccept: ParsableCommand {
                         bytes &+= UInt64(p.payload.count)
                         if p.gso { gso &+= 1 }
                         if p.truncated { truncated &+= 1 }
-                        do { try q.accept(p.id) } catch { verdictErrors &+= 1 }
+                        do { try q.accept(p.id, mark: nil) } catch { verdictErrors &+= 1 }
                     }
                     if n == 0 { break }
                 }

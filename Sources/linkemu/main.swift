@@ -67,7 +67,7 @@ struct LinkEmu: ParsableCommand {
                             try? q.drop(p.id)
                             dropped &+= 1
                         } else if delay == 0 {
-                            try? q.accept(p.id)
+                            try? q.accept(p.id, mark: nil)
                             passed &+= 1
                         } else {
                             held.append((p.id, t + delay))
@@ -79,12 +79,12 @@ struct LinkEmu: ParsableCommand {
             let t = now()
             while let first = held.first, first.at <= t {
                 held.removeFirst()
-                try? q.accept(first.id)
+                try? q.accept(first.id, mark: nil)
                 passed &+= 1
             }
         }
         // Release what is still held rather than leave it in the kernel.
-        while let first = held.popFirst() { try? q.accept(first.id); passed &+= 1 }
+        while let first = held.popFirst() { try? q.accept(first.id, mark: nil); passed &+= 1 }
         print("linkemu: \(passed) passed, \(dropped) dropped")
     }
 }

@@ -10,9 +10,9 @@ import Testing
 private final class IdleQueue: PacketQueue {
     var fileDescriptor: Int32 { -1 }
     func receive(_ body: (QueuedPacket) -> Void) throws -> Int { 0 }
-    func accept(_ id: UInt32) throws {}
+    func accept(_ id: UInt32, mark: UInt32?) throws {}
     func drop(_ id: UInt32) throws {}
-    func accept(_ id: UInt32, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {}
+    func accept(_ id: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {}
     var counters: [(name: String, value: UInt64)] { [("queue_enobufs", 3)] }
 }
 

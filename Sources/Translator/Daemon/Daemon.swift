@@ -66,29 +66,37 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         uplinkMTU = engine.config.uplinks.map(\.mtu)
     }
 
+    /// The mark for a packet let through: its own with `Rules.seenMark` set
+    /// (the rule that drops unseen MPTCP packets from the uplinks lets it
+    /// pass); nil when it has the bit already (no attribute needed).
+    @inline(__always)
+    func seen(_ p: QueuedPacket) -> UInt32? {
+        p.mark & Rules.seenMark != 0 ? nil : p.mark | Rules.seenMark
+    }
+
     /// Handles one queued packet: every packet gets a verdict.
     @inline(__always)
     func process(_ p: QueuedPacket, now: Instant) {
         guard let side = interfaces.sides[p.inputInterface] else {
             unknownInterface &+= 1
-            do { try queue.accept(p.id) } catch { verdictErrors &+= 1 }
+            do { try queue.accept(p.id, mark: seen(p)) } catch { verdictErrors &+= 1 }
             return
         }
         if p.truncated {
             // Only part of it reached us: it cannot be rewritten. Counted; the
             // LAN's GRO/GSO size should be capped (README).
             truncatedPackets &+= 1
-            do { try queue.accept(p.id) } catch { verdictErrors &+= 1 }
+            do { try queue.accept(p.id, mark: seen(p)) } catch { verdictErrors &+= 1 }
             return
         }
         let v = engine.handle(packet: p.payload, side: side, gso: p.gso, now: now)
         if let r = recorder { record(r, p, side, v, now) }
         do {
             switch v {
-            case .accept: try queue.accept(p.id)
+            case .accept: try queue.accept(p.id, mark: seen(p))
             case .drop: try queue.drop(p.id)
             case let .rewrite(hl, off):
-                try queue.accept(p.id, header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: UnsafeRawBufferPointer(rebasing: p.payload[off...]))
             }
         } catch {

@@ -31,6 +31,8 @@ public struct QueuedPacket {
     /// The kernel copied only part of the packet (it is larger than the
     /// copy range): it cannot be rewritten.
     public var truncated: Bool = false
+    /// The packet's mark (0 when it has none).
+    public var mark: UInt32 = 0
 }
 
 /// The packet source and verdict sink the daemon runs on. NFQueue is the
@@ -40,10 +42,11 @@ public protocol PacketQueue: AnyObject {
     /// Reads what is ready (without blocking) and calls `body` per packet.
     /// Returns the number of packets, 0 when nothing was ready.
     func receive(_ body: (QueuedPacket) -> Void) throws -> Int
-    func accept(_ id: UInt32) throws
+    /// Accepts the packet, with `mark` as its new mark (nil: unchanged).
+    func accept(_ id: UInt32, mark: UInt32?) throws
     func drop(_ id: UInt32) throws
     /// Accepts the packet as `header` followed by `payload`.
-    func accept(_ id: UInt32, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws
+    func accept(_ id: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws
     /// The queue's own counters for the stats line, by name (not per packet).
     var counters: [(name: String, value: UInt64)] { get }
 }
@@ -222,18 +225,21 @@ public final class NFQueue: PacketQueue {
         if let a = attrs[Int(NFQA_CAP_LEN.rawValue)] {
             truncated = Int(UInt32(bigEndian: mnl_attr_get_u32(a))) > payload.count
         }
-        return QueuedPacket(id: id, payload: payload, gso: gso, inputInterface: ifin, truncated: truncated)
+        var mark: UInt32 = 0
+        if let a = attrs[Int(NFQA_MARK.rawValue)] { mark = UInt32(bigEndian: mnl_attr_get_u32(a)) }
+        return QueuedPacket(id: id, payload: payload, gso: gso, inputInterface: ifin, truncated: truncated, mark: mark)
     }
 
-    private func verdictHeader(_ id: UInt32, _ verdict: UInt32) -> UnsafeMutablePointer<nlmsghdr> {
+    private func verdictHeader(_ id: UInt32, _ verdict: UInt32, mark: UInt32? = nil) -> UnsafeMutablePointer<nlmsghdr> {
         let buf = sendBuffer.baseAddress!.assumingMemoryBound(to: CChar.self)
         let nlh = nfq_nlmsg_put(buf, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queueNumber))!
         nfq_nlmsg_verdict_put(nlh, Int32(bitPattern: id), Int32(verdict))
+        if let mark { nfq_nlmsg_verdict_put_mark(nlh, mark) }
         return nlh
     }
 
-    public func accept(_ id: UInt32) throws {
-        let nlh = verdictHeader(id, UInt32(NF_ACCEPT))
+    public func accept(_ id: UInt32, mark: UInt32?) throws {
+        let nlh = verdictHeader(id, UInt32(NF_ACCEPT), mark: mark)
         guard mnl_socket_sendto(nl, nlh, Int(nlh.pointee.nlmsg_len)) >= 0 else { throw QueueError("verdict") }
     }
 
@@ -245,8 +251,8 @@ public final class NFQueue: PacketQueue {
     /// A verdict carrying the rewritten packet, sent with one sendmsg whose
     /// iovecs point at the new headers and the original payload: the payload
     /// is not copied in userspace.
-    public func accept(_ id: UInt32, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {
-        let nlh = verdictHeader(id, UInt32(NF_ACCEPT))
+    public func accept(_ id: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {
+        let nlh = verdictHeader(id, UInt32(NF_ACCEPT), mark: mark)
         let pktLen = header.count + payload.count
         // The NFQA_PAYLOAD attribute header follows the verdict attribute.
         let attrAt = UnsafeMutableRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)

@@ -50,6 +50,9 @@ public final class Rules {
 
     /// First routing table number (uplink k uses `tableBase + k`).
     public static let tableBase = 1000
+    /// The mark bit the daemon sets on every packet it lets through from the
+    /// queue (kept beside the packet's other mark bits).
+    public static let seenMark: UInt32 = 0x4000_0000
 
     public private(set) var steps: [Step] = []
     /// Uplinks the daemon cannot route, one line each: an uplink that is not
@@ -74,6 +77,16 @@ public final class Rules {
                 let match = ["PREROUTING", "-i", i, "-p", "tcp", "-m", "addrtype", "!", "--dst-type", "LOCAL"]
                 ipt(tool, match + ["-j", "CT", "--notrack"])
                 ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+            }
+            // MPTCP from an uplink that the daemon did not see (it is not
+            // running: the queue was bypassed; or it fell behind with
+            // --fail-open) is dropped, not passed on: untranslated it could
+            // put the peer's resent data at the wrong place in the LAN host's
+            // stream. The daemon marks everything it lets through.
+            for i in interfaces where !lan.contains(i) {
+                let spec = ["PREROUTING", "-i", i, "-p", "tcp", "--tcp-option", "30", "-m", "addrtype", "!", "--dst-type", "LOCAL",
+                            "-m", "mark", "!", "--mark", String(format: "0x%x/0x%x", Self.seenMark, Self.seenMark), "-j", "DROP"]
+                steps.append(Step(action: .command([tool, "-w", "-t", "mangle", "-A"] + spec, undo: [tool, "-w", "-t", "mangle", "-D"] + spec)))
             }
         }
         guard multipath.count > 1 else { return }
