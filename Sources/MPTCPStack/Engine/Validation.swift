@@ -49,11 +49,17 @@ extension Engine {
         return max(UInt32(c.initial.window) << UInt32(min(c.clientWScale, 14)), 65_535)
     }
 
-    /// Multipath: a segment on subflow `p` starts at most a window (plus
-    /// slack for the scale's rounding) beyond what we have received on it.
+    /// Multipath: a segment on subflow `p` starts at most a window beyond
+    /// what we have received on it. The gateway acknowledges subflow data on
+    /// arrival, ahead of the client, and advertises the client's window from
+    /// there, so an edge it once advertised may lie beyond the client's
+    /// current one by what it holds for the client: the bound is the larger
+    /// of the client's window and the download buffer (`sendBuffer`), plus
+    /// slack for the scale's rounding.
     func pathSegmentAcceptable(_ c: Connection, _ p: Path, seq: TCPSeq) -> Bool {
         let slack = UInt32(65_535) + (1 << UInt32(min(c.mp?.clientWScale ?? 0, 14)))
-        return seq - p.rcvNxt <= Int32(clamping: receiveWindow(c) + slack)
+        let wnd = max(receiveWindow(c), UInt32(clamping: config.sendBuffer))
+        return seq - p.rcvNxt <= Int32(clamping: UInt64(wnd) + UInt64(slack))
     }
 
     /// One uplink: the peer's view of our RCV.NXT on the initial subflow.
@@ -104,10 +110,16 @@ extension Engine {
     /// data-level receive window (from what the client acknowledged, a
     /// window beyond it; late retransmissions up to 1 GiB back are let
     /// through to the client, which drops them as old).
+    /// (The edge: twice the client's window — Linux's sender adds a newer
+    /// DATA_ACK to a window it had before, overshooting by up to what the
+    /// DATA_ACK moved — and with several uplinks at least the download
+    /// buffer, which holds data beyond the client's window.)
     func downloadInWindow(_ c: Connection, dsn: UInt64, length: UInt64) -> Bool {
         let base = c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
         let off = Int64(bitPattern: dsn &- base)
-        return off > -(1 << 30) && off <= Int64(receiveWindow(c)) + (1 << 16) && length <= 1 << 17
+        var edge = 2 * Int64(receiveWindow(c)) + (1 << 16)
+        if c.mp != nil { edge = max(edge, Int64(config.sendBuffer) + Int64(receiveWindow(c))) }
+        return off > -(1 << 30) && off <= edge && length <= 1 << 17
     }
 
     // MARK: - Connections the engine does not know
