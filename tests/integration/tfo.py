@@ -8,18 +8,12 @@ client: tfo.py get HOST PORT n seed  plain TCP with MSG_FASTOPEN (the request
         travels in the SYN once the client holds a cookie); checks the
         stream's sha256; prints JSON; exit 0 only if it matched.
 """
-import hashlib, json, random, socket, sys, time
+import hashlib, json, os, socket, sys, time
 
-IPPROTO_MPTCP = 262
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xfer import IPPROTO_MPTCP, stream  # the same seeded stream as the transfers
+
 MSG_FASTOPEN = 0x20000000
-
-def stream(n, seed):
-    r = random.Random(seed)
-    left = n
-    while left > 0:
-        k = min(left, 1 << 20)
-        yield r.randbytes(k)
-        left -= k
 
 def serve(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
