@@ -8,10 +8,11 @@ every interface, both directions), so it knows the subflow's 4-tuple and its
 current numbers, then sends ONE forged segment from that end's address with
 a raw socket. The forged segment leaves by the same route and queue as the
 server's own packets, so it reaches the gateway right behind the last one the
-server sent.
+server sent. When the subflow asked for is not seen, it watches again (200 ms
+at a time) for up to --wait-ms.
 
   python3 forge.py KIND --port 5002 --client 10.41.1.1 [--subflow initial|join]
-                        [--sniff-ms 200] [--offset N]
+                        [--sniff-ms 200] [--wait-ms 3000] [--offset N]
 
 KIND (what is sent; SND.NXT = the server's next sequence number on the
 subflow, seen on the wire; ACK, window and timestamps are the server's last):
@@ -264,10 +265,15 @@ def main(argv):
     which = opt("--subflow", "initial")
     ms = int(opt("--sniff-ms", "200"))
     offset = int(opt("--offset")) if "--offset" in argv else None
-    flows = sniff(ms, port)
-    live = [(k, f) for k, f in flows.items() if f.pkts_out > 0 and f.snd_nxt is not None
-            and (which != "initial" or client is None or k[2] == client)
-            and (which != "join" or client is None or k[2] != client)]
+    wait = int(opt("--wait-ms", "3000"))
+    t_end = time.monotonic() + wait / 1000.0
+    while True:
+        flows = sniff(ms, port)
+        live = [(k, f) for k, f in flows.items() if f.pkts_out > 0 and f.snd_nxt is not None
+                and (which != "initial" or client is None or k[2] == client)
+                and (which != "join" or client is None or k[2] != client)]
+        if live or time.monotonic() >= t_end:
+            break
     if not live:
         print(json.dumps({"sent": False, "why": "no live %s subflow on port %d" % (which, port),
                           "flows": ["%s:%d-%s:%d" % k for k in flows]}))
