@@ -258,7 +258,9 @@ struct Connection {
     var haveAckToPeer = false
     /// When the last challenge ACK went out (RFC 5961 §3.2, rate-limited).
     var lastChallenge = Instant(nanoseconds: 0)
-    /// Native connections: FINs seen from the LAN host / from the peer.
+    /// Native connections: bit 0/1 FIN seen from the LAN host / the peer,
+    /// bit 2 a packet other than a SYN seen, bit 3 unconfirmed (a join SYN
+    /// from an uplink that no LAN host has answered with MP_JOIN yet).
     var nativeFins: UInt8 = 0
 
     var lastSeen: Instant

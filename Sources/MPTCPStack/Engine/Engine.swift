@@ -218,20 +218,37 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
     /// A connection between two MPTCP speakers (a LAN host with its own
     /// MPTCP): tracked, passed untouched.
-    func insertNative(_ key: FlowKey, now: Instant) {
+    /// `confirmed`: false for a join SYN from an uplink, until the LAN host
+    /// answers it with MP_JOIN (till then the peer's other packets on that
+    /// 4-tuple are not let through as a native connection's).
+    func insertNative(_ key: FlowKey, confirmed: Bool = true, now: Instant) {
         guard table[key] == nil, table.count < config.maxConnections else { return }
         var c = Connection(key: key, clientISN: TCPSeq(0), localKey: 0, now: now, deadline: now + config.idleTimeout)
         c.phase = .native
+        if !confirmed { c.nativeFins = 8 }
         _ = insert(c)
         stats.nativeConnections &+= 1
     }
 
-    /// A native connection's packet: passed; both FINs or a RST close it.
-    private func nativePacket(_ t: TCPSegmentView, _ h: Int, fromLAN: Bool, now: Instant) -> Verdict {
+    /// A native connection's packet: passed; a RST, or a packet after both
+    /// FINs, ends it (the entry goes: nothing of ours to translate later).
+    private func nativePacket(_ v: TCPPacketView, _ h: Int, fromLAN: Bool, uplink: UInt8 = 0, now: Instant) -> Verdict {
+        let t = v.tcp
+        if conns[h]!.nativeFins & 8 != 0 {
+            // Unconfirmed: a join SYN from an uplink that no LAN host answered yet.
+            if fromLAN && t.has(TCPFlags.syn) && t.has(TCPFlags.ack) && Self.hasMPTCPOption(v) {
+                conns[h]!.nativeFins &= ~8
+            } else if !fromLAN && !t.has(TCPFlags.syn) {
+                let key = conns[h]!.key
+                remove(h)
+                return unknownFromPeer(v, key: key, uplink: uplink, now: now)
+            }
+        }
         conns[h]!.lastSeen = now
         if !t.has(TCPFlags.syn) { conns[h]!.nativeFins |= 4 } // past the handshake
+        let done = conns[h]!.nativeFins & 3 == 3
         if t.has(TCPFlags.fin) { conns[h]!.nativeFins |= fromLAN ? 1 : 2 }
-        if t.has(TCPFlags.rst) || conns[h]!.nativeFins & 3 == 3 { close(h, now: now, reset: t.has(TCPFlags.rst)) }
+        if t.has(TCPFlags.rst) || (done && !t.has(TCPFlags.fin)) { remove(h) }
         return .accept
     }
 
@@ -271,7 +288,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                 if case let .syn(_, _, token, _) = opts.mpJoin, tokens[token] != nil {
                     return refuseJoin(v, uplink: u, reason: MPTCPRst.reasonProhibited)
                 }
-                insertNative(key, now: now) // not ours: a native LAN host's join
+                insertNative(key, confirmed: false, now: now) // not ours: a native LAN host's join, if one answers
                 stats.untracked &+= 1
                 return .accept
             }
@@ -418,7 +435,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             stats.passedFallback &+= 1
             return .accept
         case .native:
-            return nativePacket(t, h, fromLAN: true, now: now)
+            return nativePacket(v, h, fromLAN: true, now: now)
         case .synSent:
             if t.has(TCPFlags.rst) { close(h, now: now, reset: true) }
             return .accept
@@ -585,7 +602,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             stats.passedFallback &+= 1
             return .accept
         case .native:
-            return nativePacket(t, h, fromLAN: false, now: now)
+            return nativePacket(v, h, fromLAN: false, uplink: u, now: now)
         case .synReceived:
             if t.has(TCPFlags.syn) {
                 // The peer repeats its SYN: on to the LAN host again.
@@ -763,6 +780,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
                             return abortBoth(v, &c, h, now: now, gso: gso)
                         }
                         stats.connectionsFallback &+= 1
+                        resets.fellBack(c.key, peerKey: c.remoteKey)
                         return fallBack(h)
                     }
                     c.initial.mapping = PeerMapping(dsn: dsn, ssn: m.subflowSeq, length: UInt32(m.length), dataFin: d.dataFin, valid: true)

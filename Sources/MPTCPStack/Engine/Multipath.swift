@@ -169,7 +169,7 @@ extension Engine {
         guard case let .syn(flags, addressID, token, nonce) = opts.mpJoin, let h = tokens[token], var c = conns[h] else {
             // Not ours: a native LAN host's (or the gateway's own stack's) join.
             insertNative(FlowKey(client: Endpoint(address: v.destination, port: v.tcp.destinationPort),
-                                 server: Endpoint(address: v.source, port: v.tcp.sourcePort)), now: now)
+                                 server: Endpoint(address: v.source, port: v.tcp.sourcePort)), confirmed: false, now: now)
             stats.untracked &+= 1
             return .accept
         }
@@ -917,8 +917,14 @@ extension Engine {
                     return drop(.invalid)
                 }
                 if m.length == 0 && !d.dataFin {
-                    // An infinite mapping: the peer fell back mid-connection.
-                    return mpAbort(&c, h, now: now, fastclose: true)
+                    // An infinite mapping: with several subflows a fallback to
+                    // TCP cannot be translated (§3.7 allows it with one
+                    // subflow only). Both ends are reset: the client, and the
+                    // peer with MP_FASTCLOSE (the whole connection).
+                    mp.paths[k] = p
+                    stats.abortedBoth &+= 1
+                    mpResetPeer(c, mp)
+                    return mpAbort(&c, h, now: now, fastclose: false)
                 }
                 if d.dataFin && m.length == 1 && t.payload.isEmpty {
                     c.peerDataFinDSN = dsn

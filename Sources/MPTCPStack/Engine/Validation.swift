@@ -22,6 +22,11 @@ struct ResetMemory {
     static let capacity = 4096
     var set: Set<FlowKey> = []
     var order = Deque<FlowKey>()
+    /// Connections forgotten after an infinite mapping (one uplink), with
+    /// the peer's key: should the peer go on with MPTCP (the fallback was
+    /// forged), its whole connection is closed with MP_FASTCLOSE.
+    var fellBack: [FlowKey: UInt64] = [:]
+    var fellBackOrder = Deque<FlowKey>()
 
     mutating func insert(_ k: FlowKey) {
         guard set.insert(k).inserted else { return }
@@ -30,6 +35,11 @@ struct ResetMemory {
     }
 
     func contains(_ k: FlowKey) -> Bool { set.contains(k) }
+
+    mutating func fellBack(_ k: FlowKey, peerKey: UInt64) {
+        if fellBack.updateValue(peerKey, forKey: k) == nil { fellBackOrder.append(k) }
+        if fellBackOrder.count > Self.capacity, let old = fellBackOrder.popFirst() { fellBack[old] = nil }
+    }
 }
 
 extension Engine {
@@ -145,7 +155,7 @@ extension Engine {
         let ours = Endpoint(address: v.destination, port: t.destinationPort)
         let n = UInt32(t.payload.count) + (t.has(TCPFlags.fin) ? 1 : 0)
         originateReset(from: ours, to: peer, seq: t.has(TCPFlags.ack) ? t.ack : TCPSeq(0),
-                       ack: t.has(TCPFlags.ack) ? nil : t.seq + n, towards: .uplink(u))
+                       ack: t.has(TCPFlags.ack) ? nil : t.seq + n, towards: .uplink(u), fastclose: resets.fellBack[key])
         originateReset(from: peer, to: ours, seq: t.seq, ack: nil, towards: .lan)
         stats.unknownResets &+= 1
         return drop(.unknown)
@@ -163,10 +173,12 @@ extension Engine {
         return drop(.unknown)
     }
 
-    /// A bare RST (with MP_TCPRST towards an uplink), `ack` set: RST|ACK.
-    func originateReset(from: Endpoint, to: Endpoint, seq: TCPSeq, ack: TCPSeq?, towards side: Side) {
+    /// A bare RST (with MP_TCPRST towards an uplink, and MP_FASTCLOSE when
+    /// the peer's key is known), `ack` set: RST|ACK.
+    func originateReset(from: Endpoint, to: Endpoint, seq: TCPSeq, ack: TCPSeq?, towards side: Side, fastclose key: UInt64? = nil) {
         guard let out = outbox.reserve() else { return }
         var w = ByteWriter(writer.options)
+        if let key { MPTCPOption.mpFastclose(MPFastclose(receiverKey: key)).write(into: &w); stats.fastcloseSent &+= 1 }
         if case .uplink = side { MPTCPOption.mpTCPRST(MPTCPRst(reason: MPTCPRst.reasonMPTCPError)).write(into: &w) }
         let len = SegmentWriter.writeBare(into: out, source: from, destination: to, seq: seq, ack: ack ?? TCPSeq(0),
                                           flags: TCPFlags.rst | (ack != nil ? TCPFlags.ack : 0), window: 0,
