@@ -36,12 +36,19 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "Log every packet of this connection (its number in a failure message).")
     var traceConnection: Int?
 
+    @Option(help: ArgumentHelp("Count violations of this invariant as a known engine issue instead of failing (repeatable): "
+                               + LiveFuzz.KnownIssue.allCases.map(\.rawValue).joined(separator: ", ") + "."))
+    var tolerate: [String] = []
+
     func validate() throws {
         guard plane == "both" || LiveFuzz.Plane(rawValue: plane) != nil else {
             throw ValidationError("--plane: one-uplink, two-uplink or both")
         }
         guard packets > 0 else { throw ValidationError("--packets: at least 1") }
         guard (1 ... 10_000).contains(connections) else { throw ValidationError("--connections: 1 to 10000") }
+        for t in tolerate where LiveFuzz.KnownIssue(rawValue: t) == nil {
+            throw ValidationError("--tolerate: one of " + LiveFuzz.KnownIssue.allCases.map(\.rawValue).joined(separator: ", "))
+        }
     }
 
     func run() throws {
@@ -56,6 +63,7 @@ struct FuzzCommand: ParsableCommand {
             setTrapText(plane: p.rawValue, seed: seed)
             if let t = traceFrom { f.trace = t ..< t + traceCount }
             f.traceConnection = traceConnection
+            f.tolerated = Set(tolerate.compactMap(LiveFuzz.KnownIssue.init(rawValue:)))
             var t0 = timespec(), t1 = timespec()
             clock_gettime(CLOCK_MONOTONIC, &t0)
             let r = f.run(packets: n)
@@ -103,6 +111,9 @@ struct FuzzCommand: ParsableCommand {
                 + "\(e.removeAddrApplied) ignored \(e.removeAddrIgnored), ADD_ADDR received \(e.addAddrReceived) rejected \(e.addAddrRejected), "
                 + "RTOs \(e.rtoExpiries), data-level retransmits \(e.dataLevelRetransmits), LAN retransmits \(e.lanRetransmits), "
                 + "dead subflows \(e.deadSubflowsDetected)")
+        }
+        for (k, n) in r.knownIssues.sorted(by: { $0.key < $1.key }) {
+            lines.append("  known engine issue \(k) (tolerated): \(n) times; the first: \(r.firstKnownIssue[k].map { "\($0)" } ?? "")")
         }
         lines.append("  invariant failures: \(r.failures.count)")
         for f in r.failures { lines.append("  FAIL \(f)") }

@@ -182,7 +182,7 @@ extension LiveFuzz {
                 fail("""
                     connection \(c.id) (\(c.responder ? "responder" : "initiator"), \(c.outcome.name)): every subflow failed since \(since), \
                     nothing rejoining at \(now): \(lines.joined(separator: " | "))
-                    """)
+                    """, issue: .stuckSubflows)
             }
         }
         for line in text.split(separator: "\n") {

@@ -134,12 +134,12 @@ extension LiveFuzz {
             var o = OptionBytes()
             o.synOptions(mss: 1460, ts: peerTSval(c), echo: 0, wscale: 7)
             o.add(.mpJoin(.syn(flags: rng.u8() & 1, addressID: rng.u8(), token: token, nonce: rng.u32())))
-            // (With one uplink never on the connection's own 4-tuple: after a
-            // forged fallback the engine would take it for a native MPTCP
-            // connection and pass the peer's MPTCP data on untranslated; see
-            // the report.)
-            let own = plane == .twoUplinks && rng.percent(20)
-            let from = own ? c.peerEndpoint : Endpoint(address: c.peerEndpoint.address, port: UInt16(32_768 + rng.below(28_000)))
+            // (Never on the connection's own 4-tuple: once the engine has
+            // forgotten the connection it takes such a SYN for a native MPTCP
+            // connection's, and then passes the peer's MPTCP data on
+            // untranslated, or, once that native entry is closed, translates
+            // the LAN host's packets with zero keys; see the report.)
+            let from = Endpoint(address: c.peerEndpoint.address, port: UInt16(32_768 + rng.below(28_000)))
             s = Seg(src: from, dst: to, seq: rng.u32(), ack: 0, flags: TCPFlags.syn, window: 64_240, options: o.b)
         case .join:
             let j: MPJoin
@@ -428,8 +428,11 @@ extension LiveFuzz {
                                                             near: DataSeq(c.R &+ 1 &+ UInt64(c.peer.dataNxt))).rawValue
             return .offset(Int(Int64(bitPattern: dsn &- c.R &- 1)) &+ seqDiff(rel, m.subflowSeq), c.down)
         }
-        if o.has(.mpCapable), (o.mpCapable.dataLevelLength ?? 0) > 0, rel == 1 || (plane == .twoUplinks && e.sub == 0 && c.responder) {
-            // The first data's mapping (DSN IDSN + 1 at relative 1), where the engine takes it as one.
+        if o.has(.mpCapable), (o.mpCapable.dataLevelLength ?? 0) > 0, e.sub == 0,
+           plane == .oneUplink ? rel == 1 : c.responder {
+            // The first data's mapping (DSN IDSN + 1 at relative 1), where the
+            // engine takes it as one: with one uplink at relative 1, with two in
+            // the responder role; elsewhere the mapping in force places it.
             return .offset(identity, c.down)
         }
         if sub.forgedMapping { return .strip }

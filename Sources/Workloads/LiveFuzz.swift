@@ -58,6 +58,19 @@ public final class LiveFuzz {
     public var log: (String) -> Void = { print($0) }
     /// The run stops after this many invariant failures.
     public var maxFailures = 20
+    /// Invariants whose violations are counted and reported as known engine
+    /// issues instead of failing the run (while a fix is pending).
+    public var tolerated: Set<KnownIssue> = []
+
+    /// Engine defects this fuzz has found that are still open: each can be
+    /// tolerated (counted in `LiveFuzzReport.knownIssues`) by name.
+    public enum KnownIssue: String, Sendable, CaseIterable {
+        /// Two uplinks: a connection whose last subflow fails (retransmission
+        /// timeouts, a REMOVE_ADDR probe unanswered, a join given up) while
+        /// nothing is left to join stays established with no subflow; only
+        /// REMOVE_ADDR's own path resets such a connection at both ends.
+        case stuckSubflows = "stuck-subflows"
+    }
     /// Percentage of packets that are mutated, per connection (drawn from
     /// these: some connections live long, some are hammered).
     public var mutationPercents = [3, 10, 30, 50]
@@ -362,8 +375,13 @@ public final class LiveFuzz {
 
     // MARK: - Failures
 
-    func fail(_ what: String) {
-        let f = LiveFuzzFailure(plane: plane.rawValue, seed: seed, packetIndex: index, what: what)
+    func fail(_ what: String, issue: KnownIssue? = nil) {
+        let f = LiveFuzzFailure(plane: plane.rawValue, seed: seed, packetIndex: report.packets, what: what)
+        if let issue, tolerated.contains(issue) {
+            report.knownIssues[issue.rawValue, default: 0] += 1
+            if report.firstKnownIssue[issue.rawValue] == nil { report.firstKnownIssue[issue.rawValue] = f }
+            return
+        }
         report.failures.append(f)
         log("FAIL \(f)")
     }
@@ -468,6 +486,10 @@ public struct LiveFuzzReport: Sendable {
     public var simulatedSeconds = 0.0
     public var engine = EngineStats()
     public var failures: [LiveFuzzFailure] = []
+    /// Violations of tolerated invariants (known engine issues), by issue,
+    /// and the first of each.
+    public var knownIssues: [String: Int] = [:]
+    public var firstKnownIssue: [String: LiveFuzzFailure] = [:]
 
     public init(plane: String, seed: UInt64) { self.plane = plane; self.seed = seed }
 
