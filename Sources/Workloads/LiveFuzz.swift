@@ -85,6 +85,9 @@ public final class LiveFuzz {
     var watched: [FuzzConn] = []
     /// Packets handed to the engine so far (the index of failures).
     public internal(set) var index = 0
+    /// The last packet with payload that passed the checks towards the LAN
+    /// ([0]) and towards an uplink ([1]): material for a test that the checks fire.
+    public internal(set) var lastChecked: [[UInt8]] = [[], []]
     var draining = false
     var lastScan = 0
 
