@@ -274,19 +274,28 @@ public final class LiveFuzz {
 
     // MARK: - Feeding the engine
 
-    enum Origin {
+    enum Origin: CustomStringConvertible {
         case genuine
         case mutated(MutationKind)
         case timer
         case outbox
 
         var isMutated: Bool { if case .mutated = self { return true } else { return false } }
+
+        var description: String {
+            switch self {
+            case .genuine: return "genuine"
+            case .mutated(let k): return "mutated (\(k.name))"
+            case .timer: return "timer"
+            case .outbox: return "outbox"
+            }
+        }
     }
 
     func feed(_ bytes: [UInt8], _ side: Side, gso: Bool, origin: Origin, conn: FuzzConn?) {
         index += 1
-        progress?.pointee = index
         if !draining { report.packets += 1 }
+        progress?.pointee = report.packets // (during the settling at the end: the run's count, which replays it)
         switch origin {
         case .mutated(let k):
             conn?.lastMutation = k
