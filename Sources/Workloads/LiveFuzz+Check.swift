@@ -171,6 +171,7 @@ extension LiveFuzz {
         func flush() {
             guard let c = current else { return }
             seen.append(c)
+            report.connectionsInDumps += 1
             let allFailed = established && !states.isEmpty && states.allSatisfy { $0 == "failed" || $0 == "unused" }
             if !allFailed {
                 c.allFailedSince = nil

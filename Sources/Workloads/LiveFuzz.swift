@@ -493,6 +493,9 @@ public struct LiveFuzzReport: Sendable {
     public var outputsChecked = 0
     /// The peer's data-level resends under new subflow sequence numbers.
     public var dataLevelResends = 0
+    /// Two uplinks: connections found in the engine's `multipathState`
+    /// dumps, summed over the looks (0 would mean the dump is not understood).
+    public var connectionsInDumps = 0
     /// Connections in the engine's table at the end.
     public var tracked = 0
     public var simulatedSeconds = 0.0
