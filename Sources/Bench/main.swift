@@ -7,13 +7,14 @@ import Workloads
 /// The benchmark harness: the engine alone (`engine`), the testbed figures
 /// against plain TCP, kernel MPTCP and the split proxy (`all`, one
 /// subcommand per figure, `report`), and the bare NFQUEUE loop the `pps`
-/// figure measures the daemon against (`nfq-accept`).
+/// figure measures the daemon against (`nfq-accept`), and the seeded live
+/// fuzz of the engine (`fuzz`).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "Bench",
         abstract: "Benchmarks for nfq-mptcp.",
         subcommands: [EngineBench.self, AllFigures.self, AccuracyFigure.self, ThroughputFigure.self, FailoverFigure.self,
-                      SetupFigure.self, MemoryFigure.self, PpsFigure.self, ReportCommand.self, NFQAccept.self],
+                      SetupFigure.self, MemoryFigure.self, PpsFigure.self, ReportCommand.self, NFQAccept.self, FuzzCommand.self],
         defaultSubcommand: EngineBench.self
     )
 }

@@ -680,7 +680,7 @@ extension Engine {
             p.segments.append(SentSegment(seq: sseq, length: UInt32(length), dsn: dsn, sentAt: now, dataFin: dataFin))
             p.sndNxt = sseq + UInt32(length)
         }
-        if p.rtoAt == nil && (length > 0 || dataFin) { p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9)) }
+        if p.rtoAt == nil && length > 0 { p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9)) }
         stats.dataSegmentsSent &+= 1
         mp.paths[k] = p
     }
