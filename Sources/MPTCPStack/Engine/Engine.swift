@@ -588,6 +588,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     // MARK: - Peer (uplink) side
 
     private func fromPeer(_ v: TCPPacketView, handle h: Int, subflow k: Int, uplink u: UInt8, now: Instant, gso: Bool) -> Verdict {
+        // (Before the copy below, whose write-back would undo what it records.)
+        if conns[h]!.phase == .native { return nativePacket(v, h, fromLAN: false, uplink: u, now: now) }
         conns[h]!.lastSeen = now
         let t = v.tcp
         let opts = TCPOptionSummary(parsing: t.optionArea)
@@ -602,7 +604,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             stats.passedFallback &+= 1
             return .accept
         case .native:
-            return nativePacket(v, h, fromLAN: false, uplink: u, now: now)
+            return .accept // (handled above)
         case .synReceived:
             if t.has(TCPFlags.syn) {
                 // The peer repeats its SYN: on to the LAN host again.
