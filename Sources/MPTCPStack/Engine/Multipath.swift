@@ -1382,6 +1382,17 @@ extension Engine {
         mp.paths[k].retryAt = mp.paths[k].passive ? nil : now + Self.rejoinInterval
         mp.releaseAcknowledged()
         mpPush(&c, h, now: now)
+        // No subflow left and nothing for us to join (the responder role:
+        // the peer joins us, and a Linux peer does not re-create failed
+        // subflows; or the peer never showed it has our key, so no join may
+        // be made, §3.2): the connection cannot go on, so both ends are
+        // reset rather than left to the idle timeout.
+        if c.phase == .established && !mp.finishing && (mp.targets.isEmpty || !c.fullyEstablished)
+            && !mp.paths.contains(where: { $0.state == .active || $0.state == .preEstablished || $0.state == .joinSent || $0.state == .joinReceived }) {
+            stats.abortedBoth &+= 1
+            mpResetPeer(c, mp)
+            _ = mpAbort(&c, h, now: now, fastclose: false)
+        }
     }
 
     // MARK: - Timers
