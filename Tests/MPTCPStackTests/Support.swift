@@ -114,7 +114,7 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-/// Keys from the capture notes (/work/shared/pcaps/*.md).
+/// Keys from the capture notes (pcaps/reference-shared/*.md).
 enum Keys {
     struct Pair: Sendable {
         let capture: String

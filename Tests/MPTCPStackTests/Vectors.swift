@@ -1,7 +1,7 @@
 import MPTCPStack
 import Testing
 
-// Extracted from the Linux 6.18 reference captures in /work/shared/pcaps
+// Extracted from the Linux 6.18 reference captures in pcaps/reference-shared
 // (see the .md note beside each capture; keys are in Support.swift `Keys`)
 // by reading the classic pcap records in python: each string is the IP
 // packet of one frame, Ethernet header stripped and cut at the IP length.
