@@ -20,7 +20,10 @@ client: python3 verify.py up|down HOST PORT n seed [--mptcp] [--timeout S]
 
 The stream is xfer.py's: random.Random(seed).randbytes in 1 MiB pieces.
 """
-import json, random, socket, sys, threading, time
+import json, os, random, socket, sys, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xfer import recv_line  # the transfers' own line reader
 
 IPPROTO_MPTCP = 262
 PIECE = 1 << 20
@@ -56,16 +59,6 @@ class Stream:
         out = self.buf[off:off + n]
         self.checked += n
         return out
-
-
-def recv_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        b = s.recv(1)
-        if not b:
-            break
-        buf += b
-    return buf.decode().strip()
 
 
 def handle(conn, peer, logf):
