@@ -154,6 +154,12 @@ struct Run: ParsableCommand {
     @Option(help: "Seed the key generator (tests and recordings only: keys become predictable).")
     var seed: UInt64?
 
+    @Option(help: ArgumentHelp("""
+        Directory for the connection journal, with which the next start resets at both ends the connections \
+        a killed instance left; '' for none.
+        """, valueName: "DIR"))
+    var stateDir: String = "/run/nfq-mptcp"
+
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
@@ -239,6 +245,15 @@ struct Run: ParsableCommand {
     func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ sender: RawSender, _ logger: Logger) throws {
         let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
         if let record { d.recorder = try Recorder(path: record) }
+        if !stateDir.isEmpty {
+            // Connections an earlier instance left (killed): reset at both ends.
+            let now = MonotonicClock.now()
+            var taken = 0
+            let j = try Journal(path: Journal.defaultPath(directory: stateDir, queue: queue),
+                                slots: engine.maxConnections + 64) { if e.recover(record: $0, now: now) { taken += 1 } }
+            if taken > 0 { logger.notice("resetting at both ends \(taken) connection(s) an earlier instance left (\(j.path))") }
+            d.journal = j
+        }
         // Link state (multipath: failover) and MTU changes (every uplink).
         d.links = e.config.multipath ? try LinkMonitor() : try? LinkMonitor()
         try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64((statsInterval * 1000).rounded())) : nil)

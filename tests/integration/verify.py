@@ -98,6 +98,7 @@ def handle(conn, peer, logf):
             rec["first_mismatch"] = st.first_mismatch
     finally:
         conn.close()
+        rec["t_end"] = time.time()
         if logf and rec.get("op"):
             with open(logf, "a") as f:
                 f.write(json.dumps(rec) + "\n")

@@ -41,6 +41,21 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// The uplinks' MTUs, as configured and as the caller reports them since (PathMTU.swift).
     var uplinkMTU: [Int]
 
+    // Crash recovery (Recovery.swift).
+    /// Keep a journal of recovery records (`drainJournal`); off by default.
+    public var journaling = false
+    var journalChanged: [Int] = []
+    var journalOverflow = false
+    let journalScratch: UnsafeMutableRawBufferPointer
+    /// Subflows of an earlier instance's connections, by 4-tuple.
+    var recovered: [FlowKey: RecoveredSubflow] = [:]
+    /// ... and their connections, still to be probed.
+    var recovering: [RecoveredConnection] = []
+    var recoveryAt: Instant?
+    var recoveryRound = 0
+    var recoveryRoundStart = Instant(nanoseconds: 0)
+    var recoveryNext = 0
+
     struct Deadline: Comparable {
         var at: Instant
         var handle: Int
@@ -67,6 +82,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         sackScratch = .allocate(byteCount: 40, alignment: 8)
+        journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
+        journalChanged.reserveCapacity(Self.journalCapacity)
         conns.reserveCapacity(1024)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
         uplinkMTU = config.uplinks.map(\.mtu)
@@ -77,13 +94,17 @@ public final class Engine<RNG: RandomNumberGenerator> {
         headerBuffer.deallocate()
         writer.options.deallocate()
         sackScratch.deallocate()
+        journalScratch.deallocate()
     }
 
     /// Connections currently tracked (including closed ones in TIME_WAIT).
     public var connectionCount: Int { table.count }
 
     /// The earliest time `handleTimeout` has work to do, if any.
-    public var nextDeadline: Instant? { deadlines.min?.at }
+    public var nextDeadline: Instant? {
+        guard let r = recoveryAt else { return deadlines.min?.at }
+        return min(r, deadlines.min?.at ?? r)
+    }
 
     // MARK: - Events
 
@@ -142,6 +163,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// The rest stays due (`nextDeadline` <= `now`): send the outbox and
     /// call again.
     public func handleTimeout(now: Instant) {
+        recoveryTimer(now: now)
         while let d = deadlines.min, d.at <= now, outbox.count <= Outbox.slots - Self.timerReserve {
             _ = deadlines.popMin()
             guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
@@ -205,11 +227,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
         if c.phase != .native && tokens[MPTCPCrypto.token(key: c.localKey)] == h { tokens[MPTCPCrypto.token(key: c.localKey)] = nil }
         conns[h] = nil
         free.append(h)
+        journal(h)
     }
 
     func close(_ h: Int, now: Instant, reset: Bool) {
         guard conns[h]!.phase != .closed else { return }
         conns[h]!.phase = .closed
+        journal(h)
         if reset { stats.connectionsReset &+= 1 } else { stats.connectionsClosed &+= 1 }
         let at = now + config.timeWait
         conns[h]!.deadline = at
@@ -632,6 +656,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             }
             c.phase = .established
             stats.connectionsMPTCP &+= 1
+            journal(h)
             if c.mp != nil {
                 mpEstablishedResponder(&c, third: t, opts: opts, uplink: u, now: now)
                 return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
@@ -676,6 +701,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
             c.initial.sndMax = c.clientISN + 1
             c.phase = .established
             stats.connectionsMPTCP &+= 1
+            journal(h)
             if c.mp != nil { mpEstablished(&c, synAck: t, opts: opts, uplink: u, now: now) }
             return rewriteSynAck(v, uplink: u, gso: gso)
         case .established, .closed:
@@ -942,6 +968,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// engine forgets it, so its packets pass untouched as untracked ones.
     private func fallBack(_ h: Int) -> Verdict {
         conns[h]!.phase = .fallback
+        journal(h)
         remove(h)
         return .accept
     }

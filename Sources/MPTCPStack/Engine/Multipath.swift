@@ -217,6 +217,7 @@ extension Engine {
         p.joinTries = 1
         mp.paths[k] = p
         table[FlowKey(client: local, server: remote)] = h | (k << 32)
+        journal(h)
         sendJoinSynAck(c, mp, k, now: now)
         scheduleTimer(&c, h, now: now)
         conns[h] = c
@@ -380,6 +381,7 @@ extension Engine {
         p.retryAt = now + Self.rejoinInterval
         mp.paths[k] = p
         table[FlowKey(client: p.local, server: p.remote)] = h | (k << 32)
+        journal(h)
         sendJoinSYN(c, mp, k, now: now)
         stats.joinsSent &+= 1
     }
@@ -1369,6 +1371,7 @@ extension Engine {
 
     func failPath(_ c: inout Connection, _ h: Int, _ k: Int, now: Instant, sendReset: Bool) {
         guard let mp = c.mp else { return }
+        journal(h)
         if sendReset && mp.paths[k].state != .failed && mp.paths[k].state != .unused {
             sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now, first: .mpTCPRST(MPTCPRst(reason: 0)))
         }

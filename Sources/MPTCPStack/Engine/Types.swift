@@ -289,6 +289,12 @@ public struct EngineStats: Sendable, Equatable {
     public var removeAddrIgnored: UInt64 = 0
     /// Connections of LAN hosts that speak MPTCP themselves, passed (tracked).
     public var nativeConnections: UInt64 = 0
+    /// Crash recovery: an earlier instance's connections taken over
+    /// (`recover`), probe rounds sent for them, and resets sent for their
+    /// answers (also counted in `unknownResets`).
+    public var recoveredConnections: UInt64 = 0
+    public var recoveryProbes: UInt64 = 0
+    public var recoveryResets: UInt64 = 0
     public var dropped: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
 
     public init() {}

@@ -154,9 +154,17 @@ extension Engine {
         let peer = Endpoint(address: v.source, port: t.sourcePort)
         let ours = Endpoint(address: v.destination, port: t.destinationPort)
         let n = UInt32(t.payload.count) + (t.has(TCPFlags.fin) ? 1 : 0)
+        // An earlier instance's connection (Recovery.swift): its key closes
+        // every subflow at once; the LAN host is probed for its exact place.
+        let old = recovered.isEmpty ? nil : recovered[key]
+        let fastclose = resets.fellBack[key] ?? old.flatMap { $0.peerKey != 0 ? $0.peerKey : nil }
         originateReset(from: ours, to: peer, seq: t.has(TCPFlags.ack) ? t.ack : TCPSeq(0),
-                       ack: t.has(TCPFlags.ack) ? nil : t.seq + n, towards: .uplink(u), fastclose: resets.fellBack[key])
-        originateReset(from: peer, to: ours, seq: t.seq, ack: nil, towards: .lan)
+                       ack: t.has(TCPFlags.ack) ? nil : t.seq + n, towards: .uplink(u), fastclose: fastclose)
+        if old == nil || old!.lan == key { originateReset(from: peer, to: ours, seq: t.seq, ack: nil, towards: .lan) }
+        if let old {
+            probeLAN(old.lan)
+            stats.recoveryResets &+= 1
+        }
         stats.unknownResets &+= 1
         return drop(.unknown)
     }
@@ -166,9 +174,11 @@ extension Engine {
     /// sequence number it acknowledges (RFC 5961 §3.2's exact match).
     func unknownFromLAN(_ v: TCPPacketView, key: FlowKey, now: Instant) -> Verdict {
         let t = v.tcp
-        guard resets.contains(key), !t.has(TCPFlags.rst), t.has(TCPFlags.ack) else { stats.untracked &+= 1; return .accept }
+        let old = !recovered.isEmpty && recovered[key] != nil
+        guard resets.contains(key) || old, !t.has(TCPFlags.rst), t.has(TCPFlags.ack) else { stats.untracked &+= 1; return .accept }
         guard resetBudget(now) else { return drop(.unknown) }
         originateReset(from: key.server, to: key.client, seq: t.ack, ack: nil, towards: .lan)
+        if old { stats.recoveryResets &+= 1 }
         stats.unknownResets &+= 1
         return drop(.unknown)
     }

@@ -42,6 +42,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     public private(set) var truncatedPackets: UInt64 = 0
     /// Writes every input and output packet when set (`--record`).
     public var recorder: Recorder?
+    /// Keeps the engine's recovery records for the next instance (`--state-dir`).
+    public var journal: Journal? {
+        didSet { engine.journaling = journal != nil }
+    }
 
     public let sender: RawSender?
     /// Link state of the uplinks (multipath): changes go to the engine.
@@ -125,6 +129,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             i += 1
         }
         engine.outbox.removeAll()
+        if engine.journalPending, let j = journal { engine.drainJournal { j.write($0, $1) } }
     }
 
     /// Uplink `u`'s interface MTU now; a change is passed to the engine.
@@ -244,6 +249,13 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         }
         logStats()
         recorder?.close()
+        if let j = journal {
+            if j.live == 0 {
+                j.remove()
+            } else {
+                logger.notice("\(j.live) translated connection(s) left open: the next start resets them at both ends (\(j.path))")
+            }
+        }
     }
 
     /// Conditions an operator should hear of, logged the first time the
@@ -303,7 +315,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             ("conns_open", "\(engine.connectionCount)"),
             ("unknown_iface", "\(unknownInterface)"), ("verdict_errors", "\(verdictErrors)"),
             ("truncated", "\(truncatedPackets)"), ("raw_send_errors", "\(sender?.errors ?? 0)"),
-            ("outbox_overflow", "\(engine.outbox.overflow)"),
+            ("outbox_overflow", "\(engine.outbox.overflow)"), ("journal_skipped", "\(journal?.skipped ?? 0)"),
         ]
         for c in queue.counters { f.append((c.name, "\(c.value)")) }
         return f + StatsLine.fields(engine.stats)
