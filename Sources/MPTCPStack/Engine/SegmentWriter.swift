@@ -27,7 +27,7 @@ struct OptionPolicy {
 
 struct SegmentWriter {
     /// The largest packet a verdict can carry: the netlink attribute length
-    /// is 16 bits and includes its 4-byte header (DATAPATH.md: copy range).
+    /// is 16 bits and includes its 4-byte header (docs/datapath.md: copy range).
     static let maxPacketLength = 65_531
 
     /// Scratch for the option area (40 bytes used at most).
@@ -135,7 +135,7 @@ struct SegmentWriter {
             c.add(bytes: payload)
             out.put16(c.checksum, at: csumAt)
         } else {
-            // The kernel completes it when it segments (see DATAPATH.md).
+            // The kernel completes it when it segments (docs/datapath.md).
             let c = TCPChecksum.pseudoHeader(source: v.source, destination: v.destination, length: tcpLen + payload.count)
             out.put16(c.folded, at: csumAt)
         }

@@ -56,7 +56,7 @@ extension PacketQueue {
 }
 
 /// NFQUEUE over libmnl and libnetfilter_queue's netlink helpers, configured
-/// for GSO super-segments and whole-packet copies (see DATAPATH.md).
+/// for GSO super-segments and whole-packet copies (docs/datapath.md).
 public final class NFQueue: PacketQueue {
     public let queueNumber: UInt16
     private let nl: OpaquePointer

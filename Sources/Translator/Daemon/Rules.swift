@@ -8,7 +8,7 @@ import MPTCPStack
 /// - iptables: packets queued in raw PREROUTING (before routing, so a
 ///   rewritten packet is routed afresh) and exempt from conntrack (rewritten
 ///   sequence numbers would make conntrack mark the flow INVALID; see
-///   DATAPATH.md).
+///   docs/datapath.md).
 /// - with two or more uplinks (multipath), also: the subflows the gateway
 ///   opens itself (uplink address, join ports) queued WITHOUT --queue-bypass
 ///   so the gateway's own stack never sees them (it would answer RST), even
