@@ -101,18 +101,8 @@ func mptcpOptions(_ ip: [UInt8]) -> [MPTCPOption] {
     return p.tcpHeader.options.array.compactMap { if case .mptcp(let m) = $0 { return m } else { return nil } }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): small, deterministic, good enough for fuzzing.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The engine's own seeded generator (SplitMix64): the tests draw the same sequence.
+typealias SplitMix64 = SeededRandom
 
 /// Keys from the capture notes (pcaps/reference-shared/*.md).
 enum Keys {
