@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack", "Workloads", "CAllocCounter",
                                                          .product(name: "Logging", package: "swift-log")]),
-        // Runs tests/integration/*.sh (namespaces, the daemon, the kernel's MPTCP).
+        // Runs netns/*.sh (namespaces, the daemon, the kernel's MPTCP).
         .testTarget(name: "IntegrationTests"),
     ]
 )

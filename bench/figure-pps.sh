@@ -22,7 +22,7 @@
 # nfq-accept, nfq-mptcp, or full names like nfq-mptcp-nogso), BENCH_BIN (the Bench executable),
 # NFQ_MPTCP.
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-source "$REPO/tests/integration/lib.sh"
+source "$REPO/netns/lib.sh"
 
 BENCH_OUT=${BENCH_OUT:-$WORK}
 BENCH_REPS=${BENCH_REPS:-5}

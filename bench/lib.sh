@@ -3,9 +3,9 @@
 #   C c0 10.41.1.1 ─ g0 A g1 10.41.2.1 ─ L1 ─ s1 10.41.12.2 B s0 10.41.30.1 ─ d0 10.41.30.2 D
 #                         g2 10.41.3.1 ─ L2 ─ s2 10.41.22.2
 #
-# make_multipath_testbed (tests/integration/lib.sh) builds C, A (its G), L1, L2
+# make_multipath_testbed (netns/lib.sh) builds C, A (its G), L1, L2
 # and B (its S), with tbf + linkemu on each uplink; D sits behind B as in
-# tests/integration/federation.sh. Bench defaults: RATE1=40mbit RATE2=10mbit,
+# netns/federation.sh. Bench defaults: RATE1=40mbit RATE2=10mbit,
 # DELAY1=20 DELAY2=20 (one-way ms, fixed when the testbed is built: linkemu's
 # delay), LOSS1/LOSS2 0.
 #
@@ -52,7 +52,7 @@
 # about anything left behind).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "$BENCH_DIR/../tests/integration/lib.sh"
+. "$BENCH_DIR/../netns/lib.sh"
 BENCH_HTTPD="$BENCH_DIR/httpd.py"
 # D's transfer server: xfer.py's protocol (its own code) plus UPFOR, a timed
 # upload without a half-close (bench/xfer_timed.py explains why the proxy needs it).

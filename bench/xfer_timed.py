@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/integration/xfer.py plus a timed upload that needs no TCP half-close.
+"""netns/xfer.py plus a timed upload that needs no TCP half-close.
 
 Why: xfer.py's timed upload (UPEOF) ends with the client's FIN (shutdown
 SHUT_WR) and then waits for the server's answer. A proxy that does not pass
@@ -25,7 +25,7 @@ client: python3 bench/xfer_timed.py upfor HOST PORT SEED --duration S [--timeout
 """
 import hashlib, json, os, socket, sys, threading, time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "netns"))
 import xfer  # noqa: E402
 _XFER_HANDLE = xfer.handle
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build -c release --product nfq-mptcp
 set +e
-. tests/integration/lib.sh
+. netns/lib.sh
 C=demo-c-$TID; G=demo-g-$TID; S=demo-s-$TID; Q=$((1000 + TID % 20000))
 make_initiator_testbed $C $G $S
 echo "== testbed: client 10.31.1.1 (plain TCP) -> gateway (nfq-mptcp, LAN g0, uplink g1) -> server 10.31.2.2 (kernel MPTCP)"

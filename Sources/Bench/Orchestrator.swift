@@ -49,7 +49,7 @@ struct Paths {
         benchExecutable = exe
         binDir = exe.deletingLastPathComponent()
         guard let r = Paths.findRoot(from: [binDir, URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]) else {
-            throw BenchError("cannot find the repository root (a directory with Package.swift and tests/integration/lib.sh) "
+            throw BenchError("cannot find the repository root (a directory with Package.swift and netns/lib.sh) "
                 + "above \(binDir.path) or the current directory")
         }
         root = r
@@ -67,7 +67,7 @@ struct Paths {
             var d = s.standardizedFileURL
             while true {
                 if fm.fileExists(atPath: d.appendingPathComponent("Package.swift").path),
-                   fm.fileExists(atPath: d.appendingPathComponent("tests/integration/lib.sh").path) {
+                   fm.fileExists(atPath: d.appendingPathComponent("netns/lib.sh").path) {
                     return d
                 }
                 let up = d.deletingLastPathComponent()

@@ -13,7 +13,7 @@ import Testing
     }
 
     static func script(_ name: String, env: [String: String] = [:]) throws -> Outcome {
-        let r = try runCapturingOutput("/bin/bash", [repositoryRoot.appendingPathComponent("tests/integration/\(name)").path], env: env)
+        let r = try runCapturingOutput("/bin/bash", [repositoryRoot.appendingPathComponent("netns/\(name)").path], env: env)
         return Outcome(status: r.status, lines: r.text.split(separator: "\n").map(String.init))
     }
 

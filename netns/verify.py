@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A transfer that checks every byte as it arrives, for tests where a
-connection may end early (tests/integration/crash.sh): xfer.py checks a
+connection may end early (netns/crash.sh): xfer.py checks a
 sha256 at the end, which says nothing about the bytes an application got
 before a reset. Here the receiver compares each byte with the seeded stream
 as it comes and reports the offset of the first wrong one, however the

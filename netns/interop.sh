@@ -24,7 +24,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 MP_S_SIGNAL=1 make_multipath_testbed iop
 C=$MP_C; G=$MP_G; S=$MP_S
-TFO="$REPO/tests/integration/tfo.py"
+TFO="$REPO/netns/tfo.py"
 
 stop_daemon() { kill -TERM $DAEMON; wait $DAEMON; check "daemon exits 0 on SIGTERM ($1)" $?; }
 daemon_stat() { kill -USR1 $DAEMON; sleep 0.5; grep -o "$1=[0-9]*" "$WORK/daemon.log" | tail -1 | cut -d= -f2; }

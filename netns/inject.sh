@@ -23,7 +23,7 @@
 #   subflow (the outcome only: the multipath plane ignores it uncounted).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-FORGE="$REPO/tests/integration/forge.py"
+FORGE="$REPO/netns/forge.py"
 SIZE=$((16 << 20))
 make_multipath_testbed inj
 C=$MP_C; G=$MP_G; S=$MP_S

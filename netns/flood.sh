@@ -20,7 +20,7 @@
 # half_open_evicted / half_open_expired counted).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-FLOOD="$REPO/tests/integration/flood.py"
+FLOOD="$REPO/netns/flood.py"
 RATE=${FLOOD_RATE:-10000}; FLOOD_S=${FLOOD_S:-20}; XFER_S=10
 RSS_LIMIT_MB=${RSS_LIMIT_MB:-300}; MAX_HALF_OPEN=16384
 make_multipath_testbed fld

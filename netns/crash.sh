@@ -28,7 +28,7 @@
 # the restarted daemon must be intact.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-VERIFY="$REPO/tests/integration/verify.py"
+VERIFY="$REPO/netns/verify.py"
 SIZE=$((48 << 20)); Q=$((1000 + TID % 20000))
 make_multipath_testbed crs
 C=$MP_C; G=$MP_G; S=$MP_S

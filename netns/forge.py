@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Forged segments into a live MPTCP subflow, for the netns injection tests
-(tests/integration/inject.sh). Python 3 standard library only (no scapy).
+(netns/inject.sh). Python 3 standard library only (no scapy).
 
 Run in the namespace of the MPTCP end whose address it spoofs (the kernel
 server S): it first watches that end's own packets for a moment (AF_PACKET,

@@ -4,7 +4,7 @@
 # every queued packet (input) and what the daemon emitted (output); the
 # replay regression test feeds the inputs through the engine with the same
 # seed and expects the same outputs, byte for byte.
-#   bash tests/integration/record-regression.sh [OUT.pcap]
+#   bash netns/record-regression.sh [OUT.pcap]
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 OUT=${1:-$REPO/pcaps/regression/initiator.pcap}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SYN flood with spoofed sources, for tests/integration/flood.sh (python3
+"""SYN flood with spoofed sources, for netns/flood.sh (python3
 standard library only; what `hping3 --rand-source -S -i u100` does, and it
 can put an MP_CAPABLE option in the SYN, which hping3 cannot).
 

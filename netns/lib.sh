@@ -14,8 +14,8 @@ for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.S
 os.execvp("bash", ["bash"] + sys.argv[1:])' "$0" "$@"
 fi
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-XFER="$REPO/tests/integration/xfer.py"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+XFER="$REPO/netns/xfer.py"
 NFQ_MPTCP=${NFQ_MPTCP:-}
 if [ -z "$NFQ_MPTCP" ]; then
     for b in "$REPO/.build/release/nfq-mptcp" "$REPO/.build/debug/nfq-mptcp"; do

@@ -47,7 +47,7 @@ start_mp_server --log "$WORK/peers.log"
 # --- Failover: uplink 1 cut (beyond the gateway) 10 s .. 20 s into a 30 s
 # download and upload. Upload: the translator is the sender, its stall must
 # stay under 1 s. Download: the kernel server is the sender and decides (its
-# own end-to-end MPTCP stalls 1.1-1.9 s here, tests/integration/mp-baseline.sh).
+# own end-to-end MPTCP stalls 1.1-1.9 s here, netns/mp-baseline.sh).
 # A new subflow joins from the restored uplink within about 2 s: found dead by
 # our RTOs (upload) or by unanswered keepalive probes on the silent subflow
 # (download, where the kernel sends; kernel to kernel the stale subflow mostly
