@@ -46,6 +46,7 @@ func sweep(_ n: Int, salt: UInt64, sourceLocation: SourceLocation = #_sourceLoca
         let o = simulate(scenario(seed, &r))
         outcomes.append(o)
         if getenv("SIM_VERBOSE") != nil { expectClean(o, sourceLocation: sourceLocation) }
+        if let path = getenv("SIM_OUTCOMES") { appendOutcome(String(cString: path), salt: salt, seed: seed, o) }
         if !o.ok {
             failures += 1
             if failures <= 3 { expectClean(o, sourceLocation: sourceLocation) }
@@ -55,6 +56,19 @@ func sweep(_ n: Int, salt: UInt64, sourceLocation: SourceLocation = #_sourceLoca
     #expect(failures == 0, "\(failures) of \(list.count) seeds failed (the first three are reported above)",
             sourceLocation: sourceLocation)
     return outcomes
+}
+
+/// One line per seed (`SIM_OUTCOMES=FILE`): what a change that must not
+/// alter behaviour must leave identical, compared with `diff` before and after.
+func appendOutcome(_ path: String, salt: UInt64, seed: UInt64, _ o: SimOutcome) {
+    let s = o.engineStats
+    let line = "salt \(salt) seed \(seed): ok=\(o.ok) after=\(o.finishedAfter.map { "\($0)" } ?? "-") events=\(o.events) "
+        + "up=\(o.uploadVerified) down=\(o.downloadVerified) uplinks=\(o.uplinkBytes) joins=\(o.joins) "
+        + "client_rtx=\(o.clientRetransmits) server_dl_rtx=\(o.serverDataLevelRetransmits) "
+        + "packets=\(s.packets) originated=\(s.originated)\n"
+    guard let f = fopen(path, "a") else { return }
+    fputs(line, f)
+    fclose(f)
 }
 
 @Suite("SimTests")
