@@ -123,10 +123,12 @@ struct PeerRegions {
     }
 }
 
-/// One TCP subflow of a connection, from the translator's side: "local" is
-/// the end the translator speaks for (the LAN client on the initial subflow,
-/// the gateway's uplink address on a joined one), "remote" is the MPTCP peer.
-struct Subflow {
+/// A connection's initial subflow (its own 4-tuple), from the translator's
+/// side: "local" is the end the translator speaks for (the LAN host),
+/// "remote" is the MPTCP peer. With one uplink the connection is translated
+/// by rewriting this subflow's headers; with several, the subflows
+/// (`Subflow`, the initial one among them) live in `MPConn`.
+struct InitialSubflow {
     var local: Endpoint
     var remote: Endpoint
     var uplink: UInt8 = 0
@@ -158,9 +160,6 @@ struct Subflow {
     var closed = false
 
     init(local: Endpoint, remote: Endpoint) { self.local = local; self.remote = remote }
-
-    static let unused = Subflow(local: Endpoint(address: .v4(IPv4Address(0)), port: 0),
-                                remote: Endpoint(address: .v4(IPv4Address(0)), port: 0))
 }
 
 /// A translated connection: the LAN host speaks plain TCP, the peer beyond
@@ -197,15 +196,10 @@ struct Connection {
     var key: FlowKey
     var generation: UInt32 = 0
 
-    /// The subflows, inline (no heap): [0] is the initial subflow, which
-    /// keeps the connection's 4-tuple, the client's ISN towards the peer and
-    /// the peer's ISN towards the client.
-    var subflows: InlineArray<8, Subflow> = InlineArray(repeating: .unused)
-    var subflowCount = 1
-    var initial: Subflow {
-        get { subflows[0] }
-        set { subflows[0] = newValue }
-    }
+    /// The initial subflow, which keeps the connection's 4-tuple, the
+    /// client's ISN towards the peer and the peer's ISN towards the client
+    /// (multipath connections keep their subflows in `mp`).
+    var initial: InitialSubflow
 
     // The client's view of the two byte streams (data level <-> client space).
     /// The client's ISN, or, once the peer has acknowledged data the
@@ -271,10 +265,10 @@ struct Connection {
     init(key: FlowKey, clientISN: TCPSeq, localKey: UInt64, now: Instant, deadline: Instant) {
         self.key = key
         self.clientISN = clientISN
-        var sf = Subflow(local: key.client, remote: key.server)
+        var sf = InitialSubflow(local: key.client, remote: key.server)
         sf.localISN = clientISN
         sf.sndMax = clientISN + 1
-        self.subflows[0] = sf
+        self.initial = sf
         self.localKey = localKey
         self.localIDSN = MPTCPCrypto.idsn(key: localKey)
         self.lastUploadDSN = localIDSN &+ 1

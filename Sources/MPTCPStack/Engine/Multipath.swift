@@ -94,14 +94,14 @@ extension Engine {
         }
     }
 
-    /// Subflow 0 as a path, in either role: our side continues the LAN
+    /// Subflow 0 as a `Subflow`, in either role: our side continues the LAN
     /// host's sequence space (and its timestamp clock as of `hostTSAt`),
     /// the peer's options come from its SYN or SYN/ACK (`peer`); the first
     /// RTT sample is the time since `hostTSAt`. The send buffer starts at
     /// our IDSN + 1 with `peerWindow` bytes of the peer's window.
     private func startInitialPath(_ c: Connection, _ mp: MPConn, uplink: UInt8, peerISN: TCPSeq, peer: TCPOptionSummary,
                                   peerTSval: UInt32, hostTSAt: Instant, tsAdjust: UInt32, peerWindow: UInt64, now: Instant) {
-        var p = Path(local: c.key.client, remote: c.key.server)
+        var p = Subflow(local: c.key.client, remote: c.key.server)
         p.state = .active
         p.uplink = uplink
         p.localISN = c.clientISN
@@ -181,7 +181,7 @@ extension Engine {
         }
         var slot = mp.paths.indices.first { $0 != 0 && mp.paths[$0].passive && mp.paths[$0].state == .failed }
         if slot == nil && mp.paths.count < min(config.maxSubflows, 8) {
-            mp.paths.append(Path(local: local, remote: remote))
+            mp.paths.append(Subflow(local: local, remote: remote))
             slot = mp.paths.count - 1
         }
         guard let k = slot else { return refuseJoin(v, uplink: u) }
@@ -189,7 +189,7 @@ extension Engine {
         if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
             table[FlowKey(client: old.local, server: old.remote)] = nil
         }
-        var p = Path(local: local, remote: remote)
+        var p = Subflow(local: local, remote: remote)
         p.passive = true
         p.state = .joinReceived
         p.uplink = u
@@ -356,7 +356,7 @@ extension Engine {
             return
         }
         if append {
-            mp.paths.append(Path(local: c.key.client, remote: c.key.server))
+            mp.paths.append(Subflow(local: c.key.client, remote: c.key.server))
             slot = mp.paths.count - 1
         }
         guard let k = slot else { return }
@@ -364,7 +364,7 @@ extension Engine {
         if table[FlowKey(client: old.local, server: old.remote)] == h | (k << 32) {
             table[FlowKey(client: old.local, server: old.remote)] = nil
         }
-        var p = Path(local: Endpoint(address: local, port: port), remote: target.remote)
+        var p = Subflow(local: Endpoint(address: local, port: port), remote: target.remote)
         p.remoteID = target.id
         p.state = .joinSent
         p.uplink = UInt8(u)
@@ -616,7 +616,7 @@ extension Engine {
     /// `sack`: false on data segments, whose payload size leaves room for
     /// timestamps and a DSS only (`payloadMSS`). `timestamps`: false for a
     /// signal that does not fit beside them (an IPv6 ADD_ADDR with port).
-    private func pathOptions(_ mp: MPConn, _ p: Path, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
+    private func pathOptions(_ mp: MPConn, _ p: Subflow, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
                              sack: Bool = true, timestamps: Bool = true) -> Int {
         var w = ByteWriter(writer.options)
         if p.timestamps && timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
@@ -633,7 +633,7 @@ extension Engine {
         return w.offset
     }
 
-    private func originate(_ p: Path, towards side: Side, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+    private func originate(_ p: Subflow, towards side: Side, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
                            optionLength: Int, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         guard let out = outbox.reserve() else { return }
         let len = SegmentWriter.writeBare(into: out, source: p.local, destination: p.remote, seq: seq, ack: ack,
@@ -1144,13 +1144,13 @@ extension Engine {
 
     /// The RTT the peer's echo of our timestamp gives (seconds), if it
     /// echoes one of ours from the last minute.
-    private func echoedRTT(_ p: Path, _ opts: TCPOptionSummary, now: Instant) -> Double? {
+    private func echoedRTT(_ p: Subflow, _ opts: TCPOptionSummary, now: Instant) -> Double? {
         guard p.timestamps && opts.has(.timestamps) && opts.tsEchoReply != 0 else { return nil }
         let ts = Int32(bitPattern: ms(now) &+ p.tsOffset &- opts.tsEchoReply)
         return ts >= 0 && ts < 60_000 ? Double(max(ts, 1)) / 1000 : nil
     }
 
-    private func rttSample(_ p: inout Path, _ r: Double) {
+    private func rttSample(_ p: inout Subflow, _ r: Double) {
         if p.srtt == 0 {
             p.srtt = r; p.rttvar = r / 2
         } else {
@@ -1160,7 +1160,7 @@ extension Engine {
         p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
     }
 
-    private func onSubflowAck(_ c: Connection, _ p: inout Path, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool,
+    private func onSubflowAck(_ c: Connection, _ p: inout Subflow, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool,
                               windowChanged: Bool, now: Instant) {
         guard let mp = c.mp else { return }
         if p.finSent && ack == p.finSeq + 1 { p.sndUna = ack; p.segments.removeAll(); p.sackedBytes = 0; p.rtoAt = nil; return }
@@ -1264,7 +1264,7 @@ extension Engine {
     }
 
     /// Slow start, then RFC 6356 LIA (`LinkedIncrease`) in congestion avoidance.
-    private func increaseWindow(_ mp: MPConn, _ p: inout Path, _ k: Int, acked: Int) {
+    private func increaseWindow(_ mp: MPConn, _ p: inout Subflow, _ k: Int, acked: Int) {
         if p.cwnd < p.ssthresh {
             p.cwnd += Double(min(acked, 2 * p.mss))
             return
@@ -1276,7 +1276,7 @@ extension Engine {
     /// segments): not SACKed, not yet resent, with at least `dupThresh`
     /// SACKed segments above it. Segments merely still in flight (or
     /// overtaken by a few others) are left alone.
-    private func firstLost(_ p: Path) -> Int? {
+    private func firstLost(_ p: Subflow) -> Int? {
         guard p.sackedBytes > 0 else { return nil }
         var above = 0
         var boundary = -1
@@ -1296,7 +1296,7 @@ extension Engine {
     /// On a loss (fast retransmit or RTO): half the window, as Linux (not
     /// the flight), keeping what to restore should it prove spurious (the
     /// state from before the first reduction of an episode).
-    private func reduceWindow(_ p: inout Path, now: Instant) {
+    private func reduceWindow(_ p: inout Subflow, now: Instant) {
         if p.undoTS == nil {
             p.priorCwnd = p.cwnd
             p.priorSsthresh = p.ssthresh
@@ -1307,7 +1307,7 @@ extension Engine {
 
     /// A recovery that proved spurious: the window as it was, and more
     /// patience with reordering on this subflow.
-    private func undoRecovery(_ p: inout Path) {
+    private func undoRecovery(_ p: inout Subflow) {
         p.undoTS = nil
         p.cwnd = max(p.cwnd, p.priorCwnd)
         p.ssthresh = max(p.ssthresh, p.priorSsthresh)
@@ -1317,11 +1317,11 @@ extension Engine {
         stats.spuriousRecoveries &+= 1
     }
 
-    private func retransmitFirst(_ c: Connection, _ mp: MPConn, _ p: inout Path, _ k: Int, now: Instant) {
+    private func retransmitFirst(_ c: Connection, _ mp: MPConn, _ p: inout Subflow, _ k: Int, now: Instant) {
         if let j = p.segments.firstIndex(where: { !$0.sacked }) { retransmit(c, mp, &p, k, j, now: now) }
     }
 
-    private func retransmit(_ c: Connection, _ mp: MPConn, _ p: inout Path, _ k: Int, _ j: Int, now: Instant) {
+    private func retransmit(_ c: Connection, _ mp: MPConn, _ p: inout Subflow, _ k: Int, _ j: Int, now: Instant) {
         let s = p.segments[j]
         p.segments[j].retransmitted = true
         p.segments[j].sentAt = now
@@ -1525,7 +1525,7 @@ extension Engine {
     /// When subflow `p` is due a liveness probe: it is silent, we have
     /// nothing outstanding on it, and another subflow of the connection has
     /// heard from the peer lately (a connection idle as a whole is left alone).
-    private func probeTime(_ c: Connection, _ mp: MPConn, _ p: Path) -> Instant? {
+    private func probeTime(_ c: Connection, _ mp: MPConn, _ p: Subflow) -> Instant? {
         guard c.phase == .established, !mp.finishing, p.segments.isEmpty, !p.finSent else { return nil }
         guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived > p.lastReceived }) else { return nil }
         if let at = p.probeAt { return at }
@@ -1674,7 +1674,7 @@ extension Engine {
 
     static var maxOOORanges: Int { 64 }
 
-    private func addOOO(_ p: inout Path, _ l: TCPSeq, _ r: TCPSeq) {
+    private func addOOO(_ p: inout Subflow, _ l: TCPSeq, _ r: TCPSeq) {
         var left = l, right = r
         var i = 0
         while i < p.ooo.count {
@@ -1691,7 +1691,7 @@ extension Engine {
         if p.ooo.count > Self.maxOOORanges { p.ooo.removeLast() } // the peer resends it; the data level has it
     }
 
-    private func mergeOOO(_ p: inout Path) {
+    private func mergeOOO(_ p: inout Subflow) {
         var changed = true
         while changed {
             changed = false
@@ -1825,7 +1825,7 @@ extension Engine {
     /// Returns how many were given up.
     /// `reset`: an RST goes on each too (in case it was not dead after all).
     private func abandon(_ c: inout Connection, _ h: Int, _ mp: MPConn, now: Instant, reset: Bool = false,
-                         _ which: (Path) -> Bool) -> Int {
+                         _ which: (Subflow) -> Bool) -> Int {
         var ids = InlineBytes40()
         var n = 0
         for k in mp.paths.indices where which(mp.paths[k]) {

@@ -74,7 +74,7 @@ extension Engine {
 
     /// Sets subflow `p`'s segment size from the MSS the peer announced and
     /// its path MTU (its uplink's, unless ICMP or a failed send showed less).
-    func setPathMSS(_ p: inout Path, peerMSS: UInt16, checksums: Bool) {
+    func setPathMSS(_ p: inout Subflow, peerMSS: UInt16, checksums: Bool) {
         p.peerMSS = peerMSS
         let u = Int(p.uplink)
         if u < uplinkMTU.count, uplinkMTU[u] > 0, p.mtu == 0 || uplinkMTU[u] < p.mtu { p.mtu = uplinkMTU[u] }
@@ -83,7 +83,7 @@ extension Engine {
 
     /// A subflow's MSS as the wire allows it: the peer's, the path MTU less
     /// the fixed headers, and what an outbox slot holds.
-    static func segmentSize(_ p: Path) -> UInt16 {
+    static func segmentSize(_ p: Subflow) -> UInt16 {
         let header = p.local.address.isIPv6 ? 60 : 40
         var s = min(Int(p.peerMSS), Outbox.slotSize - 60)
         if p.mtu > 0 { s = min(s, p.mtu - header) }

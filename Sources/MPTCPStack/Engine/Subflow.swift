@@ -8,7 +8,7 @@ import DequeModule
 @inline(__always) func dsnBefore(_ a: UInt64, _ b: UInt64) -> Bool { Int64(bitPattern: a &- b) < 0 }
 @inline(__always) func dsnMax(_ a: UInt64, _ b: UInt64) -> UInt64 { dsnBefore(a, b) ? b : a }
 
-enum PathState: UInt8 {
+enum SubflowState: UInt8 {
     case unused
     /// MP_JOIN SYN sent, waiting for the SYN/ACK.
     case joinSent
@@ -92,8 +92,8 @@ final class PathQueues {
 }
 
 /// One subflow of a multipath connection.
-struct Path {
-    var state: PathState = .unused
+struct Subflow {
+    var state: SubflowState = .unused
     var local: Endpoint
     var remote: Endpoint
     var uplink: UInt8 = 0
@@ -148,7 +148,7 @@ struct Path {
     var recover = TCPSeq(0)
     /// Not scheduled for new data after an RTO until it acknowledges something.
     var suspect = false
-    /// The queues live in a class so that copying a `Path` (the engine
+    /// The queues live in a class so that copying a `Subflow` (the engine
     /// reads and writes paths by value) never copies them (no copy-on-write
     /// of the queues per packet).
     let q = PathQueues()
@@ -220,7 +220,7 @@ struct Path {
 /// The multipath part of a connection (a class: large, and kept out of the
 /// `Connection` value that is copied on every packet).
 final class MPConn {
-    var paths: [Path] = []
+    var paths: [Subflow] = []
     /// The peer's addresses a subflow is opened to from every uplink: the
     /// one the client chose (ID 0), and those it announced (ADD_ADDR) and
     /// has not removed.
@@ -412,6 +412,6 @@ final class MPConn {
     }
 }
 
-extension Path: CoupledSubflow {
+extension Subflow: CoupledSubflow {
     var isActive: Bool { state == .active }
 }

@@ -66,7 +66,7 @@ extension Engine {
     /// current one by what it holds for the client: the bound is the larger
     /// of the client's window and the download buffer (`sendBuffer`), plus
     /// slack for the scale's rounding.
-    func pathSegmentAcceptable(_ c: Connection, _ p: Path, seq: TCPSeq) -> Bool {
+    func pathSegmentAcceptable(_ c: Connection, _ p: Subflow, seq: TCPSeq) -> Bool {
         let slack = UInt32(65_535) + (1 << UInt32(min(c.mp?.clientWScale ?? 0, 14)))
         let wnd = max(receiveWindow(c), UInt32(clamping: config.sendBuffer))
         return seq - p.rcvNxt <= Int32(clamping: UInt64(wnd) + UInt64(slack))
