@@ -5,6 +5,7 @@ let package = Package(
     name: "nfq-mptcp",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "MPTCPWire", targets: ["MPTCPWire"]),
         .library(name: "MPTCPStack", targets: ["MPTCPStack"]),
         .library(name: "Translator", targets: ["Translator"]),
         .executable(name: "nfq-mptcp", targets: ["nfq-mptcp"]),
@@ -28,10 +29,19 @@ let package = Package(
         // Heap-allocation counter for the benchmark and the allocation test only.
         .target(name: "CAllocCounter"),
 
-        // The protocol engine: pure Swift, no syscalls, no Foundation.
-        .target(name: "MPTCPStack",
+        // The wire: bytes, checksums, sequence numbers, header and option
+        // views and values, MPTCP crypto. Pure Swift, no syscalls, no
+        // Foundation; knows nothing of the engine.
+        .target(name: "MPTCPWire",
                 dependencies: [
                     .product(name: "Crypto", package: "swift-crypto"),
+                ]),
+
+        // The protocol engine: pure Swift, no syscalls, no Foundation.
+        // Re-exports MPTCPWire (Engine/Exports.swift).
+        .target(name: "MPTCPStack",
+                dependencies: [
+                    "MPTCPWire",
                     .product(name: "DequeModule", package: "swift-collections"),
                     .product(name: "HeapModule", package: "swift-collections"),
                 ]),

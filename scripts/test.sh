@@ -5,9 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The engine stays pure: no Foundation, Glibc or Dispatch in MPTCPStack.
-if grep -rnE '^\s*import\s+(Foundation|Glibc|Dispatch|Musl)' Sources/MPTCPStack; then
-  echo "test: Sources/MPTCPStack must not import Foundation/Glibc/Dispatch/Musl" >&2
+# The engine and the wire stay pure: no Foundation, Glibc or Dispatch.
+if grep -rnE '^\s*import\s+(Foundation|Glibc|Dispatch|Musl)' Sources/MPTCPStack Sources/MPTCPWire; then
+  echo "test: Sources/MPTCPStack and Sources/MPTCPWire must not import Foundation/Glibc/Dispatch/Musl" >&2
+  exit 1
+fi
+# The wire sits below the engine and cannot depend back on it.
+if grep -rnE '^\s*(@[_a-zA-Z]+\s+)*import\s+MPTCPStack' Sources/MPTCPWire; then
+  echo "test: Sources/MPTCPWire must not import MPTCPStack" >&2
   exit 1
 fi
 # The integration tests run the release binaries (throughput figures, and

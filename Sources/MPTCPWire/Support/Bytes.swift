@@ -2,47 +2,47 @@
 // once (in a view's initializer) and then use these unchecked accessors.
 
 extension UnsafeRawBufferPointer {
-    @inline(__always) @usableFromInline
-    func u8(_ offset: Int) -> UInt8 { self[offset] }
+    @inlinable @inline(__always)
+    public func u8(_ offset: Int) -> UInt8 { self[offset] }
 
-    @inline(__always) @usableFromInline
-    func u16(_ offset: Int) -> UInt16 {
+    @inlinable @inline(__always)
+    public func u16(_ offset: Int) -> UInt16 {
         UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
-    @inline(__always) @usableFromInline
-    func u32(_ offset: Int) -> UInt32 {
+    @inlinable @inline(__always)
+    public func u32(_ offset: Int) -> UInt32 {
         UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    @inline(__always) @usableFromInline
-    func u64(_ offset: Int) -> UInt64 {
+    @inlinable @inline(__always)
+    public func u64(_ offset: Int) -> UInt64 {
         UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
     /// A sub-view `[from, from+count)`; the caller has checked the bounds.
-    @inline(__always) @usableFromInline
-    func slice(_ from: Int, _ count: Int) -> UnsafeRawBufferPointer {
+    @inlinable @inline(__always)
+    public func slice(_ from: Int, _ count: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: self[from ..< from + count])
     }
 }
 
 extension UnsafeMutableRawBufferPointer {
-    @inline(__always) @usableFromInline
-    func put8(_ value: UInt8, at offset: Int) { self[offset] = value }
+    @inlinable @inline(__always)
+    public func put8(_ value: UInt8, at offset: Int) { self[offset] = value }
 
-    @inline(__always) @usableFromInline
-    func put16(_ value: UInt16, at offset: Int) {
+    @inlinable @inline(__always)
+    public func put16(_ value: UInt16, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
     }
 
-    @inline(__always) @usableFromInline
-    func put32(_ value: UInt32, at offset: Int) {
+    @inlinable @inline(__always)
+    public func put32(_ value: UInt32, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
     }
 
-    @inline(__always) @usableFromInline
-    func put64(_ value: UInt64, at offset: Int) {
+    @inlinable @inline(__always)
+    public func put64(_ value: UInt64, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt64.self)
     }
 }
