@@ -2,6 +2,8 @@
 public struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
     @inlinable public init(_ raw: UInt32) { rawValue = raw }
+    // == as synthesized, @inlinable for the engine's per-packet flow lookup.
+    @inlinable public static func == (a: IPv4Address, b: IPv4Address) -> Bool { a.rawValue == b.rawValue }
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
         rawValue = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
     }
@@ -28,6 +30,7 @@ public struct IPv6Address: Equatable, Hashable, Sendable, CustomStringConvertibl
     public var high: UInt64
     public var low: UInt64
     @inlinable public init(high: UInt64, low: UInt64) { self.high = high; self.low = low }
+    @inlinable public static func == (a: IPv6Address, b: IPv6Address) -> Bool { a.high == b.high && a.low == b.low }
 
     /// The eight 16-bit groups, most significant first.
     public var groups: [UInt16] {
@@ -85,6 +88,15 @@ public struct IPv6Address: Equatable, Hashable, Sendable, CustomStringConvertibl
 public enum IPAddress: Equatable, Hashable, Sendable, CustomStringConvertible {
     case v4(IPv4Address)
     case v6(IPv6Address)
+
+    @inlinable
+    public static func == (a: IPAddress, b: IPAddress) -> Bool {
+        switch (a, b) {
+        case let (.v4(x), .v4(y)): return x == y
+        case let (.v6(x), .v6(y)): return x == y
+        default: return false
+        }
+    }
 
     public init?(_ text: String) {
         if let a = IPv4Address(text) { self = .v4(a) } else if let a = IPv6Address(text) { self = .v6(a) } else { return nil }

@@ -13,6 +13,7 @@ public struct IPv4PacketView {
 
     /// `allowTruncated`: accept a packet cut short by a capture's snap
     /// length (the view then ends where the bytes end).
+    @inlinable
     public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 20 else { throw .truncated }
         guard raw.u8(0) >> 4 == 4 else { throw .badVersion }
@@ -114,6 +115,7 @@ public struct IPv6PacketView {
     /// True when a fragment header with a non-zero offset was seen.
     public let isNonFirstFragment: Bool
 
+    @inlinable
     public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 40 else { throw .truncated }
         guard raw.u8(0) >> 4 == 6 else { throw .badVersion }

@@ -15,6 +15,7 @@ public struct TCPPacketView {
 
     /// Validates IP and TCP headers. Non-TCP packets and non-first fragments
     /// are typed errors (`.notTCP`, `.fragment`).
+    @inlinable
     public init(_ raw: UnsafeRawBufferPointer, allowTruncated: Bool = false) throws(WireError) {
         guard raw.count >= 1 else { throw .truncated }
         switch raw.u8(0) >> 4 {
@@ -59,6 +60,7 @@ public struct TCPPacketView {
 }
 
 public enum TCPChecksum {
+    @inlinable
     public static func pseudoHeader(source: IPAddress, destination: IPAddress, length: Int) -> InternetChecksum {
         var c = InternetChecksum()
         c.add(source)

@@ -160,6 +160,7 @@ public struct DSS: Equatable, Hashable, Sendable {
     public var dataAck: UInt64?
     public var mapping: DSSMapping?
 
+    @inlinable
     public init(dataAck: UInt64? = nil, dataAck8: Bool = true, mapping: DSSMapping? = nil,
                 dsn8: Bool = true, dataFin: Bool = false) {
         var f: UInt8 = 0

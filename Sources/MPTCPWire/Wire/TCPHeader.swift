@@ -30,6 +30,7 @@ public enum TCPFlags {
 public struct TCPSegmentView {
     public let bytes: UnsafeRawBufferPointer
 
+    @inlinable
     public init(_ bytes: UnsafeRawBufferPointer) throws(WireError) {
         guard bytes.count >= 20 else { throw .truncated }
         let off = Int(bytes.u8(12) >> 4) * 4
@@ -49,7 +50,7 @@ public struct TCPSegmentView {
     @inlinable public var window: UInt16 { bytes.u16(14) }
     @inlinable public var checksum: UInt16 { bytes.u16(16) }
     @inlinable public var urgentPointer: UInt16 { bytes.u16(18) }
-    @inlinable public var optionArea: UnsafeRawBufferPointer { bytes.slice(20, headerLength - 20) }
+    @inlinable @inline(__always) public var optionArea: UnsafeRawBufferPointer { bytes.slice(20, headerLength - 20) }
     @inlinable public var payload: UnsafeRawBufferPointer { bytes.slice(headerLength, bytes.count - headerLength) }
     @inlinable public var options: TCPOptionIterator { TCPOptionIterator(optionArea) }
 

@@ -6,23 +6,25 @@
 public struct TCPOptionSummary: Sendable {
     public struct Present: OptionSet, Sendable {
         public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-        public static let mss = Present(rawValue: 1 << 0)
-        public static let windowScale = Present(rawValue: 1 << 1)
-        public static let sackPermitted = Present(rawValue: 1 << 2)
-        public static let sack = Present(rawValue: 1 << 3)
-        public static let timestamps = Present(rawValue: 1 << 4)
-        public static let mpCapable = Present(rawValue: 1 << 5)
-        public static let mpJoin = Present(rawValue: 1 << 6)
-        public static let dss = Present(rawValue: 1 << 7)
-        public static let addAddr = Present(rawValue: 1 << 8)
-        public static let removeAddr = Present(rawValue: 1 << 9)
-        public static let mpPrio = Present(rawValue: 1 << 10)
-        public static let mpFail = Present(rawValue: 1 << 11)
-        public static let mpFastclose = Present(rawValue: 1 << 12)
-        public static let mpTCPRST = Present(rawValue: 1 << 13)
-        public static let unknown = Present(rawValue: 1 << 14)
-        public static let malformed = Present(rawValue: 1 << 15)
+        @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+        // Computed and @inlinable, not stored: a stored static read from
+        // another module (the engine, per packet) is a call to its addressor.
+        @inlinable public static var mss: Present { Present(rawValue: 1 << 0) }
+        @inlinable public static var windowScale: Present { Present(rawValue: 1 << 1) }
+        @inlinable public static var sackPermitted: Present { Present(rawValue: 1 << 2) }
+        @inlinable public static var sack: Present { Present(rawValue: 1 << 3) }
+        @inlinable public static var timestamps: Present { Present(rawValue: 1 << 4) }
+        @inlinable public static var mpCapable: Present { Present(rawValue: 1 << 5) }
+        @inlinable public static var mpJoin: Present { Present(rawValue: 1 << 6) }
+        @inlinable public static var dss: Present { Present(rawValue: 1 << 7) }
+        @inlinable public static var addAddr: Present { Present(rawValue: 1 << 8) }
+        @inlinable public static var removeAddr: Present { Present(rawValue: 1 << 9) }
+        @inlinable public static var mpPrio: Present { Present(rawValue: 1 << 10) }
+        @inlinable public static var mpFail: Present { Present(rawValue: 1 << 11) }
+        @inlinable public static var mpFastclose: Present { Present(rawValue: 1 << 12) }
+        @inlinable public static var mpTCPRST: Present { Present(rawValue: 1 << 13) }
+        @inlinable public static var unknown: Present { Present(rawValue: 1 << 14) }
+        @inlinable public static var malformed: Present { Present(rawValue: 1 << 15) }
         /// Address signalling: nothing in it for a LAN host.
         public static let signalling: Present = [.addAddr, .removeAddr, .mpPrio]
         public static let anyMPTCP: Present = [.mpCapable, .mpJoin, .dss, .addAddr, .removeAddr, .mpPrio, .mpFail, .mpFastclose, .mpTCPRST]
