@@ -137,13 +137,6 @@ extension Engine {
         out.put16(e.port, at: at + 17)
     }
 
-    static func sameFamily(_ a: IPAddress, _ b: IPAddress) -> Bool {
-        switch (a, b) {
-        case (.v4, .v4), (.v6, .v6): return true
-        default: return false
-        }
-    }
-
     static func endpoint(_ r: UnsafeRawBufferPointer, _ at: Int) -> Endpoint? {
         let address: IPAddress
         switch r[at] {
@@ -170,7 +163,7 @@ extension Engine {
         for i in 0 ..< n {
             let at = 16 + i * RecoveryRecord.entrySize
             guard let local = Self.endpoint(r, at), let remote = Self.endpoint(r, at + 19),
-                  Self.sameFamily(local.address, remote.address), Int(r[at + 38]) < max(1, config.uplinks.count) else { return false }
+                  local.address.sameFamily(as: remote.address), Int(r[at + 38]) < max(1, config.uplinks.count) else { return false }
             subflows.append((local, remote, r[at + 38]))
         }
         let lan = FlowKey(client: subflows[0].local, server: subflows[0].remote)
