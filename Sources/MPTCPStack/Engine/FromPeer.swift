@@ -17,6 +17,86 @@ extension Engine {
             return mpFromPeer(v, &c, h, k, opts: opts, now: now, gso: gso)
         }
 
+        if let verdict = peerHandshake(v, &c, h, k, uplink: u, opts: opts, now: now, gso: gso) { return verdict }
+
+        // Nothing acts before it is validated (RFC 793 §3.3, RFC 5961, RFC 8684).
+        var peerDataAck: UInt64?
+        var mappedDSN: UInt64?
+        if let verdict = validatePeer(v, &c, h, opts: opts, now: now, gso: gso, peerDataAck: &peerDataAck, mappedDSN: &mappedDSN) {
+            return verdict
+        }
+        let n = UInt32(t.payload.count)
+        let rel = t.seq.rawValue &- c.serverISN.rawValue
+        if c.initial.timestamps && opts.has(.timestamps) { c.initial.remoteTSval = opts.tsValue }
+        var end = t.seq + n
+        if t.has(TCPFlags.fin) { end = end + 1 }
+        if c.initial.rcvMax < end { c.initial.rcvMax = end }
+
+        var hadSignalling = false
+        if let verdict = peerDataLevel(v, &c, h, opts: opts, now: now, gso: gso, peerDataAck: peerDataAck, mappedDSN: mappedDSN,
+                                       rel: rel, hadSignalling: &hadSignalling) {
+            return verdict
+        }
+
+        // Sequence number towards the client: from the DSN of the first byte.
+        var seq = t.seq
+        var flags = t.flags & ~TCPFlags.fin
+        let carriesDataFin = opts.has(.dss) && opts.dss.dataFin
+        if n > 0 {
+            guard let dsn = c.initial.mapping.dsn(atRelative: rel) else {
+                return drop(.unmapped)
+            }
+            seq = c.clientSeq(ofDownloadDSN: dsn)
+            if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
+        } else if let f = c.peerDataFinDSN, carriesDataFin || (t.has(TCPFlags.fin) && !c.peerFinAcked) {
+            // The DATA_FIN (or the subflow FIN while the client has not yet
+            // acknowledged it): a FIN for the client at the DATA_FIN's place.
+            seq = c.clientSeq(ofDownloadDSN: f)
+            flags |= TCPFlags.fin
+            c.peerFinForwarded = true
+        } else {
+            // A pure ACK, at the place the peer sent it relative to its next
+            // sequence number: normally 0, but -1 for a keepalive or
+            // zero-window probe (SND.NXT - 1), which the client must see as
+            // old so that it answers.
+            // (A subflow FIN turned into a pure ACK goes at the next sequence.)
+            let offset = t.has(TCPFlags.fin) ? 0 : t.seq - c.initial.rcvMax
+            seq = offset < 0 && offset > -(1 << 20) ? c.deliveredMax - UInt32(-offset) : c.deliveredMax
+        }
+        let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
+        if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
+
+        let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : t.ack
+        if hadSignalling && n == 0 && flags & TCPFlags.fin == 0 && !opts.has(.dss) {
+            // Only ADD_ADDR / REMOVE_ADDR / MP_PRIO: nothing for the client
+            // (forwarding it would look like a duplicate ACK).
+            return drop(.signallingOnly)
+        }
+        if t.has(TCPFlags.fin) && flags & TCPFlags.fin == 0 {
+            // The peer's subflow FIN after the client already has the FIN
+            // that stood for the DATA_FIN: the client will not acknowledge
+            // it again, so the translator does, at subflow level.
+            ackPeer(c, ack: c.initial.rcvMax)
+            if c.clientFinAcked { c.initial.closed = true }
+        }
+        if c.clientFinAcked && n == 0 && flags & TCPFlags.fin == 0 && c.clientFinAckForwarded {
+            // The client's FIN is acknowledged and it has been told: a
+            // further pure ACK has nothing for it, and a client that has
+            // already closed would answer it with a RST.
+            return drop(.closed)
+        }
+        if c.clientFinAcked { c.clientFinAckForwarded = true }
+        closeIfDone(&c, h, now)
+        stats.translatedToLAN &+= 1
+        return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
+                    policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso)
+    }
+
+    /// The connection's handshake phases (and fallback): the verdict when
+    /// the segment ends there, nil when it goes on as an established one's.
+    private func peerHandshake(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, uplink u: UInt8,
+                               opts: TCPOptionSummary, now: Instant, gso: Bool) -> Verdict? {
+        let t = v.tcp
         switch c.phase {
         case .fallback:
             stats.passedFallback &+= 1
@@ -105,8 +185,16 @@ extension Engine {
                 return rewriteSynAck(v, uplink: u, gso: gso)
             }
         }
+        return nil
+    }
 
-        // Nothing acts before it is validated (RFC 793 §3.3, RFC 5961, RFC 8684).
+    /// Validation before anything acts (RFC 793 §3.3, RFC 5961, RFC 8684):
+    /// RST exactness, the receive window, MP_FASTCLOSE's key, DATA_ACK and
+    /// mapping within the data level (their 64-bit values out in
+    /// `peerDataAck` and `mappedDSN`); a reset that acts resets the client.
+    private func validatePeer(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, opts: TCPOptionSummary, now: Instant,
+                              gso: Bool, peerDataAck: inout UInt64?, mappedDSN: inout UInt64?) -> Verdict? {
+        let t = v.tcp
         let n = UInt32(t.payload.count)
         if t.has(TCPFlags.rst) && !peerRSTExact(c, seq: t.seq) {
             if peerSegmentAcceptable(c, seq: t.seq, length: 0) {
@@ -126,8 +214,6 @@ extension Engine {
             stats.fastcloseRejected &+= 1 // §3.5: only with our key
             return drop(.invalid)
         }
-        var peerDataAck: UInt64?
-        var mappedDSN: UInt64?
         if opts.has(.dss) {
             let d = opts.dss
             if let a = d.dataAck {
@@ -160,14 +246,17 @@ extension Engine {
                         window: 0, policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso,
                         dropPayload: true)
         }
+        return nil
+    }
 
-        let rel = t.seq.rawValue &- c.serverISN.rawValue
-        if c.initial.timestamps && opts.has(.timestamps) { c.initial.remoteTSval = opts.tsValue }
-        var end = t.seq + n
-        if t.has(TCPFlags.fin) { end = end + 1 }
-        if c.initial.rcvMax < end { c.initial.rcvMax = end }
-
-        var hadSignalling = false
+    /// The data level: DATA_ACK, the mapping (checksum, DATA_FIN, an
+    /// infinite mapping's fallback), MP_CAPABLE data, a stripped MPTCP,
+    /// ADD_ADDR echoed; the verdict when the segment ends there.
+    private func peerDataLevel(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, opts: TCPOptionSummary, now: Instant,
+                               gso: Bool, peerDataAck: UInt64?, mappedDSN: UInt64?, rel: UInt32,
+                               hadSignalling: inout Bool) -> Verdict? {
+        let t = v.tcp
+        let n = UInt32(t.payload.count)
         if opts.has(.dss) {
             c.fullyEstablished = true
             let d = opts.dss
@@ -240,59 +329,7 @@ extension Engine {
                 stats.addAddrRejected &+= 1 // §3.4.1: silently ignored
             }
         }
-
-        // Sequence number towards the client: from the DSN of the first byte.
-        var seq = t.seq
-        var flags = t.flags & ~TCPFlags.fin
-        let carriesDataFin = opts.has(.dss) && opts.dss.dataFin
-        if n > 0 {
-            guard let dsn = c.initial.mapping.dsn(atRelative: rel) else {
-                return drop(.unmapped)
-            }
-            seq = c.clientSeq(ofDownloadDSN: dsn)
-            if let f = c.peerDataFinDSN, dsn &+ UInt64(n) == f { flags |= TCPFlags.fin; c.peerFinForwarded = true }
-        } else if let f = c.peerDataFinDSN, carriesDataFin || (t.has(TCPFlags.fin) && !c.peerFinAcked) {
-            // The DATA_FIN (or the subflow FIN while the client has not yet
-            // acknowledged it): a FIN for the client at the DATA_FIN's place.
-            seq = c.clientSeq(ofDownloadDSN: f)
-            flags |= TCPFlags.fin
-            c.peerFinForwarded = true
-        } else {
-            // A pure ACK, at the place the peer sent it relative to its next
-            // sequence number: normally 0, but -1 for a keepalive or
-            // zero-window probe (SND.NXT - 1), which the client must see as
-            // old so that it answers.
-            // (A subflow FIN turned into a pure ACK goes at the next sequence.)
-            let offset = t.has(TCPFlags.fin) ? 0 : t.seq - c.initial.rcvMax
-            seq = offset < 0 && offset > -(1 << 20) ? c.deliveredMax - UInt32(-offset) : c.deliveredMax
-        }
-        let segEnd = seq + n + ((flags & TCPFlags.fin) != 0 ? 1 : 0)
-        if c.deliveredMax < segEnd { c.deliveredMax = segEnd }
-
-        let ack = c.havePeerDataAck ? c.clientAck(ofDataAck: c.peerDataAck) : t.ack
-        if hadSignalling && n == 0 && flags & TCPFlags.fin == 0 && !opts.has(.dss) {
-            // Only ADD_ADDR / REMOVE_ADDR / MP_PRIO: nothing for the client
-            // (forwarding it would look like a duplicate ACK).
-            return drop(.signallingOnly)
-        }
-        if t.has(TCPFlags.fin) && flags & TCPFlags.fin == 0 {
-            // The peer's subflow FIN after the client already has the FIN
-            // that stood for the DATA_FIN: the client will not acknowledge
-            // it again, so the translator does, at subflow level.
-            ackPeer(c, ack: c.initial.rcvMax)
-            if c.clientFinAcked { c.initial.closed = true }
-        }
-        if c.clientFinAcked && n == 0 && flags & TCPFlags.fin == 0 && c.clientFinAckForwarded {
-            // The client's FIN is acknowledged and it has been told: a
-            // further pure ACK has nothing for it, and a client that has
-            // already closed would answer it with a RST.
-            return drop(.closed)
-        }
-        if c.clientFinAcked { c.clientFinAckForwarded = true }
-        closeIfDone(&c, h, now)
-        stats.translatedToLAN &+= 1
-        return emit(v, seq: seq, ack: ack, flags: flags, window: t.window,
-                    policy: OptionPolicy(dropMPTCP: true), added: AddedOptions(), gso: gso)
+        return nil
     }
 
     /// RFC 5961 §3.2 / RFC 793: a challenge ACK to the peer (rate-limited):

@@ -10,7 +10,47 @@ extension Engine {
         let mp = c.mp!
         guard k < mp.paths.count else { return drop(.closed) }
         let t = v.tcp
+        if let verdict = mpValidatePeer(v, &c, h, k, opts: opts, now: now) { return verdict }
         var p = mp.paths[k]
+        if let verdict = mpPeerHandshake(v, &c, h, k, &p, opts: opts, now: now) { return verdict }
+        p.lastReceived = now
+        p.probesUnanswered = 0
+        p.probeAt = nil
+        p.stallProbe = false
+        if p.removeAt != nil && p.removeProbedAt < now && !opts.has(.removeAddr) {
+            p.removeAt = nil // it answered: the address still works (a forged or stale REMOVE_ADDR)
+            stats.removeAddrIgnored &+= 1
+        }
+        if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
+
+        // Subflow-level ACK of what we sent.
+        // A duplicate ACK: a pure ACK at snd.una, no address signalling, and
+        // either the same window (RFC 5681) or new SACK information. A
+        // window update alone is none (as in Linux): an MPTCP window is the
+        // connection's and moves with every subflow's progress.
+        let windowChanged = t.window != p.lastWindow
+        p.lastWindow = t.window
+        if t.has(TCPFlags.ack) {
+            let pure = t.payload.isEmpty && !t.has(TCPFlags.fin) && opts.present.isDisjoint(with: .signalling)
+            onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: pure, windowChanged: windowChanged, now: now)
+        }
+
+        var toClient = false
+        if let verdict = mpPeerDataLevel(v, &c, h, k, &p, opts: opts, now: now, toClient: &toClient) { return verdict }
+        if let verdict = mpPeerSignalling(&c, h, k, &p, opts: opts, now: now) { return verdict }
+        let (forward, dsn) = mpPeerReceive(v, &c, k, &p)
+        mp.paths[k] = p
+        return mpDeliver(v, &c, h, k, opts: opts, forward: forward, dsn: dsn, toClient: toClient, now: now, gso: gso)
+    }
+
+    /// A peer segment on subflow `k`, validated before anything acts on it
+    /// (RFC 793 §3.3, RFC 5961, RFC 8684 §3.5): the verdict when it stops
+    /// here (dropped, challenged, or a reset or MP_FASTCLOSE that acts).
+    private func mpValidatePeer(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, opts: TCPOptionSummary,
+                                now: Instant) -> Verdict? {
+        let mp = c.mp!
+        let t = v.tcp
+        let p = mp.paths[k]
         // Nothing acts before it is validated (RFC 793 §3.3, RFC 5961).
         let established = p.state == .active || p.state == .preEstablished
         if t.has(TCPFlags.rst) {
@@ -49,7 +89,15 @@ extension Engine {
             return drop(.consumed)
         }
         if opts.has(.mpFastclose) { return mpAbort(&c, h, now: now, fastclose: true) }
+        return nil
+    }
 
+    /// The subflow's handshake states (MP_JOIN both ways, the fourth ACK, a
+    /// repeated SYN/ACK): the verdict when the segment ends there.
+    private func mpPeerHandshake(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, _ p: inout Subflow,
+                                 opts: TCPOptionSummary, now: Instant) -> Verdict? {
+        let mp = c.mp!
+        let t = v.tcp
         switch p.state {
         case .unused, .failed:
             // A subflow we gave up on: reset it, as a TCP with no socket
@@ -154,30 +202,15 @@ extension Engine {
                 return drop(.consumed)
             }
         }
-        p.lastReceived = now
-        p.probesUnanswered = 0
-        p.probeAt = nil
-        p.stallProbe = false
-        if p.removeAt != nil && p.removeProbedAt < now && !opts.has(.removeAddr) {
-            p.removeAt = nil // it answered: the address still works (a forged or stale REMOVE_ADDR)
-            stats.removeAddrIgnored &+= 1
-        }
-        if p.timestamps && opts.has(.timestamps) && !(t.seq - p.rcvNxt > 0) { p.remoteTSval = opts.tsValue }
+        return nil
+    }
 
-        // Subflow-level ACK of what we sent.
-        // A duplicate ACK: a pure ACK at snd.una, no address signalling, and
-        // either the same window (RFC 5681) or new SACK information. A
-        // window update alone is none (as in Linux): an MPTCP window is the
-        // connection's and moves with every subflow's progress.
-        let windowChanged = t.window != p.lastWindow
-        p.lastWindow = t.window
-        if t.has(TCPFlags.ack) {
-            let pure = t.payload.isEmpty && !t.has(TCPFlags.fin) && opts.present.isDisjoint(with: .signalling)
-            onSubflowAck(c, &p, k, ack: t.ack, opts: opts, pure: pure, windowChanged: windowChanged, now: now)
-        }
-
-        // Data level.
-        var toClient = false
+    /// Data level (DSS): DATA_ACK of our upload, the peer's window, its
+    /// mapping, DATA_FIN; `toClient` when the client should hear of it.
+    private func mpPeerDataLevel(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, _ p: inout Subflow,
+                                 opts: TCPOptionSummary, now: Instant, toClient: inout Bool) -> Verdict? {
+        let mp = c.mp!
+        let t = v.tcp
         if opts.has(.dss) {
             if !c.fullyEstablished {
                 c.fullyEstablished = true
@@ -232,7 +265,14 @@ extension Engine {
                 }
             }
         }
+        return nil
+    }
 
+    /// The path manager's options (MP_CAPABLE data, MP_PRIO, ADD_ADDR,
+    /// REMOVE_ADDR): the verdict when the subflow is gone.
+    private func mpPeerSignalling(_ c: inout Connection, _ h: Int, _ k: Int, _ p: inout Subflow,
+                                  opts: TCPOptionSummary, now: Instant) -> Verdict? {
+        let mp = c.mp!
         if k == 0 && c.responder && !opts.has(.dss) && opts.has(.mpCapable), let len = opts.mpCapable.dataLevelLength, len > 0 {
             // Responder role: the peer's first data with MP_CAPABLE (our
             // answer to its third ACK has not reached it): DSN = IDSN + 1,
@@ -298,8 +338,14 @@ extension Engine {
                 return drop(.consumed)
             }
         }
+        return nil
+    }
 
-        // Subflow-level receive.
+    /// Subflow-level receive: sequence space, out-of-order ranges, FIN,
+    /// ACKs due; whether its data goes on to the client, and its DSN.
+    private func mpPeerReceive(_ v: TCPPacketView, _ c: inout Connection, _ k: Int, _ p: inout Subflow) -> (forward: Bool, dsn: UInt64) {
+        let mp = c.mp!
+        let t = v.tcp
         let n = UInt32(t.payload.count)
         var forward = false
         var dsn: UInt64 = 0
@@ -335,8 +381,20 @@ extension Engine {
             // end's liveness probe (another nfq-mptcp's stall probe) needs it.
             p.ackPending = true
         }
-        mp.paths[k] = p
+        return (forward, dsn)
+    }
 
+    /// The peer's data moved onto the client's connection (the rewritten
+    /// segment is the verdict), or its DATA_FIN alone, or news of its
+    /// DATA_ACK; then what that frees, sends and ends.
+    private func mpDeliver(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, _ k: Int, opts: TCPOptionSummary,
+                           forward: Bool, dsn: UInt64, toClient: Bool, now: Instant, gso: Bool) -> Verdict {
+        let mp = c.mp!
+        let t = v.tcp
+        let p = mp.paths[k]
+        var forward = forward
+        var toClient = toClient
+        let n = UInt32(t.payload.count)
         var verdict = Verdict.drop(.consumed)
         let fin = forward && c.peerDataFinDSN == dsn &+ UInt64(n)
         if fin { c.peerFinForwarded = true }
