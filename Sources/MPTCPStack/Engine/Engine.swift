@@ -83,7 +83,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         sackScratch = .allocate(byteCount: 40, alignment: 8)
         journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
-        journalChanged.reserveCapacity(Self.journalCapacity)
+        journalChanged.reserveCapacity(config.tuning.journalCapacity)
         conns.reserveCapacity(1024)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
         uplinkMTU = config.uplinks.map(\.mtu)
@@ -152,9 +152,6 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
     }
 
-    /// Free outbox slots a timer pass keeps for one more connection's timer
-    /// (its retransmissions, probes and joins).
-    static var timerReserve: Int { 64 }
 
     /// Runs the timers whose time has come (retransmissions, probes, joins,
     /// expiry). A pass stops early when the outbox is nearly full, so that
@@ -164,7 +161,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// call again.
     public func handleTimeout(now: Instant) {
         recoveryTimer(now: now)
-        while let d = deadlines.min, d.at <= now, outbox.count <= Outbox.slots - Self.timerReserve {
+        while let d = deadlines.min, d.at <= now, outbox.count <= Outbox.slots - config.tuning.timerReserve {
             _ = deadlines.popMin()
             guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation else { continue }
             if d.timer {

@@ -22,37 +22,8 @@
 // `maxBackoff` RTOs without progress it is reset and a new MP_JOIN is tried
 // from the same uplink every `rejoinInterval`.
 
-extension Engine {
-    static var slowPathFactor: Double { 3.0 }
-    static var maxBackoff: Int { 3 }
-    static var rejoinInterval: Duration { .seconds(1) }
-    /// MP_JOIN SYN / third ACK retransmission: every second, four times,
-    /// then a fresh join (so a restored uplink is back within about 1 s).
-    static var joinRetransmit: Duration { .seconds(1) }
-    /// After the peer refuses a join (RST): wait this long before the next.
-    static var refusedJoinRetry: Duration { .seconds(10) }
-    /// A subflow silent this long while another one of the connection is
-    /// receiving gets keepalive probes (the peer must answer them, RFC 9293
-    /// §3.8.4; Linux rate-limits such answers to one per 500 ms) ...
-    static var silentAfter: Duration { .seconds(1) }
-    static var probeInterval: Duration { .milliseconds(600) }
-    /// ... and is given up after this many go unanswered: this is how a
-    /// dead uplink is noticed when the translator has nothing to send on it.
-    static var maxProbes: Int { 2 }
-    /// Sooner when the download has stalled: the client's cumulative ACK has
-    /// not moved for `stallAfter` though we forwarded data beyond it (a
-    /// data-level hole the peer's other subflows cannot fill), and a subflow
-    /// has been silent as long. It gets one probe, and is given up if that
-    /// goes unanswered for `stallProbeWait` (at least twice its RTT): the
-    /// peer then hears a REMOVE_ADDR, closes its side and sends the hole
-    /// again on another subflow, where its own timers would take seconds
-    /// (Linux marks a subflow stale only after several RTOs).
-    static var stallAfter: Duration { .milliseconds(150) }
-    static var stallProbeWait: Double { 0.12 }
-    /// Linux answers out-of-window segments at most once per 500 ms
-    /// (`tcp_invalid_ratelimit`): probes on one subflow are further apart.
-    static var probeSpacing: Duration { .milliseconds(550) }
-    static var minRTO: Double { 0.2 }
+// The tunables named here are in `EngineTuning` (Types.swift).
 
+extension Engine {
     @inline(__always) func ms(_ now: Instant) -> UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) }
 }

@@ -183,7 +183,7 @@ extension Engine {
             let rtt = p.srtt > 0 ? p.srtt : p.rto
             // (A subflow with no RTT sample yet gets its chance: its first
             // ACK gives one.)
-            if p.srtt > 0 && rtt > bestRTT * Self.slowPathFactor && rtt - bestRTT > 0.010 { continue }
+            if p.srtt > 0 && rtt > bestRTT * config.tuning.slowPathFactor && rtt - bestRTT > 0.010 { continue }
             if rtt < pickRTT { pick = k; pickRTT = rtt }
         }
         return pick

@@ -42,7 +42,6 @@ extension Engine {
 
     // MARK: - Receive bookkeeping
 
-    static var maxOOORanges: Int { 64 }
 
     func addOOO(_ p: inout Subflow, _ l: TCPSeq, _ r: TCPSeq) {
         var left = l, right = r
@@ -58,7 +57,7 @@ extension Engine {
             }
         }
         p.ooo.insert(SACKBlock(left: left, right: right), at: 0)
-        if p.ooo.count > Self.maxOOORanges { p.ooo.removeLast() } // the peer resends it; the data level has it
+        if p.ooo.count > config.tuning.maxOOORanges { p.ooo.removeLast() } // the peer resends it; the data level has it
     }
 
     func mergeOOO(_ p: inout Subflow) {

@@ -299,7 +299,7 @@ extension Engine {
         // timer (its past `retryAt` kept its connection's timer firing every
         // millisecond, each time scanning the whole range).
         guard let port = freeJoinPort(local: local, remote: target.remote, reusing: candidate.map { h | ($0 << 32) }, now: now) else {
-            if let k = candidate { mp.paths[k].retryAt = now + Self.rejoinInterval }
+            if let k = candidate { mp.paths[k].retryAt = now + config.tuning.rejoinInterval }
             return
         }
         if append {
@@ -325,7 +325,7 @@ extension Engine {
         p.timestamps = mp.clientTimestamps
         p.joinSentAt = now
         p.joinTries = 1
-        p.retryAt = now + Self.rejoinInterval
+        p.retryAt = now + config.tuning.rejoinInterval
         mp.paths[k] = p
         table[FlowKey(client: p.local, server: p.remote)] = h | (k << 32)
         journal(h)
@@ -352,7 +352,7 @@ extension Engine {
             if e == nil || (reusing != nil && e == reusing) { return port }
         }
         if joinPortsFull.count >= 16 { joinPortsFull.removeFirst() }
-        joinPortsFull.append((local, remote, now + Self.rejoinInterval))
+        joinPortsFull.append((local, remote, now + config.tuning.rejoinInterval))
         return nil
     }
 

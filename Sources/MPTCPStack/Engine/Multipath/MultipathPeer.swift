@@ -84,7 +84,7 @@ extension Engine {
             }
             let refusedJoin = p.state == .joinSent || p.state == .preEstablished
             failPath(&c, h, k, now: now, sendReset: false)
-            if refusedJoin { mp.paths[k].retryAt = now + Self.refusedJoinRetry }
+            if refusedJoin { mp.paths[k].retryAt = now + config.tuning.refusedJoinRetry }
             scheduleTimer(&c, h, now: now)
             return drop(.consumed)
         }

@@ -20,7 +20,7 @@ extension Engine {
             p.rttvar = 0.75 * p.rttvar + 0.25 * abs(p.srtt - r)
             p.srtt = 0.875 * p.srtt + 0.125 * r
         }
-        p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+        p.rto = min(60, max(config.tuning.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
     }
 
     func onSubflowAck(_ c: Connection, _ p: inout Subflow, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool,
@@ -54,7 +54,7 @@ extension Engine {
             }
             if p.backoff > 0 {
                 // Progress: the backed-off timeout gives way to the estimate.
-                p.rto = min(60, max(Self.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+                p.rto = min(60, max(config.tuning.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
             }
             p.dupAcks = 0
             p.backoff = 0
@@ -86,7 +86,7 @@ extension Engine {
                     while Int(p.cwnd) - p.rtxInFlight >= p.mss,
                           let j = p.segments.firstIndex(where: { !$0.sacked && !$0.retransmitted }), p.segments[j].seq < p.recover {
                         retransmit(c, mp, &p, k, j, now: now)
-                        if p.backoff >= Self.maxBackoff { break }
+                        if p.backoff >= config.tuning.maxBackoff { break }
                     }
                 }
             }
@@ -194,7 +194,7 @@ extension Engine {
             // Its bytes were acknowledged at data level (sent again on
             // another subflow) and are gone: this subflow cannot fill its
             // hole. It is reset and joined anew.
-            p.backoff = Self.maxBackoff
+            p.backoff = config.tuning.maxBackoff
             return
         }
         mp.paths[k] = p
@@ -245,7 +245,7 @@ extension Engine {
         mp.paths[k].sackedBytes = 0
         mp.paths[k].rtoAt = nil
         // The peer opened a passive subflow: it is the one to open it again.
-        mp.paths[k].retryAt = mp.paths[k].passive ? nil : now + Self.rejoinInterval
+        mp.paths[k].retryAt = mp.paths[k].passive ? nil : now + config.tuning.rejoinInterval
         mp.releaseAcknowledged()
         mpPush(&c, h, now: now)
         // No subflow left and nothing for us to join (the responder role:

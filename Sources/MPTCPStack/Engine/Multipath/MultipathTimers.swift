@@ -13,7 +13,7 @@ extension Engine {
             var p = mp.paths[k]
             switch p.state {
             case .joinSent, .preEstablished, .joinReceived:
-                if p.joinSentAt + Self.joinRetransmit <= now {
+                if p.joinSentAt + config.tuning.joinRetransmit <= now {
                     if p.joinTries >= 4 {
                         failPath(&c, h, k, now: now, sendReset: p.state != .joinSent)
                         continue
@@ -42,7 +42,7 @@ extension Engine {
                     continue
                 }
                 if p.rtoAt == nil && probeDue(c, mp, k, now: now) {
-                    if p.probesUnanswered >= (p.stallProbe ? 1 : Self.maxProbes) {
+                    if p.probesUnanswered >= (p.stallProbe ? 1 : config.tuning.maxProbes) {
                         // Dead: given up, and the peer told (REMOVE_ADDR on
                         // a working subflow; an RST would not get through).
                         stats.deadSubflowsDetected &+= 1
@@ -57,13 +57,13 @@ extension Engine {
                     mp.paths[k].probesUnanswered += 1
                     mp.paths[k].lastProbe = now
                     mp.paths[k].stallProbe = stalled
-                    mp.paths[k].probeAt = now + (stalled ? .nanoseconds(Int64(max(Self.stallProbeWait, 2 * p.srtt) * 1e9)) : Self.probeInterval)
+                    mp.paths[k].probeAt = now + (stalled ? .nanoseconds(Int64(max(config.tuning.stallProbeWait, 2 * p.srtt) * 1e9)) : config.tuning.probeInterval)
                     continue
                 }
                 guard let at = p.rtoAt, at <= now else { continue }
                 stats.rtoExpiries &+= 1
                 p.backoff += 1
-                if p.backoff > Self.maxBackoff {
+                if p.backoff > config.tuning.maxBackoff {
                     mp.paths[k] = p
                     failPath(&c, h, k, now: now, sendReset: true)
                     continue
@@ -85,7 +85,7 @@ extension Engine {
                 } else {
                     retransmitFirst(c, mp, &p, k, now: now)
                 }
-                if p.backoff >= Self.maxBackoff && !p.finSent {
+                if p.backoff >= config.tuning.maxBackoff && !p.finSent {
                     mp.paths[k] = p
                     failPath(&c, h, k, now: now, sendReset: true)
                     continue
@@ -134,10 +134,10 @@ extension Engine {
         guard c.phase == .established, !mp.finishing, p.segments.isEmpty, !p.finSent else { return nil }
         guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived > p.lastReceived }) else { return nil }
         if let at = p.probeAt { return at }
-        let silent = p.lastReceived + Self.silentAfter
+        let silent = p.lastReceived + config.tuning.silentAfter
         guard forwardedBeyondAck(c) else { return silent }
-        var stalled = max(p.lastReceived, mp.clientAckMoved) + Self.stallAfter
-        if stalled < p.lastProbe + Self.probeSpacing { stalled = p.lastProbe + Self.probeSpacing }
+        var stalled = max(p.lastReceived, mp.clientAckMoved) + config.tuning.stallAfter
+        if stalled < p.lastProbe + config.tuning.probeSpacing { stalled = p.lastProbe + config.tuning.probeSpacing }
         return min(silent, stalled)
     }
 
@@ -153,7 +153,7 @@ extension Engine {
     /// The download is stuck at a data-level hole: the client's cumulative
     /// ACK has not moved for `stallAfter` with data forwarded beyond it.
     func downloadStalled(_ c: Connection, _ mp: MPConn, now: Instant) -> Bool {
-        forwardedBeyondAck(c) && mp.clientAckMoved + Self.stallAfter <= now
+        forwardedBeyondAck(c) && mp.clientAckMoved + config.tuning.stallAfter <= now
     }
 
     /// Data has gone to the client beyond its cumulative ACK.
@@ -164,7 +164,7 @@ extension Engine {
     func probeDue(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) -> Bool {
         guard let at = probeTime(c, mp, mp.paths[k]) else { return false }
         // The others must be alive now, not just more recent.
-        guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived + Self.silentAfter > now }) else { return false }
+        guard mp.paths.contains(where: { $0.state == .active && $0.lastReceived + config.tuning.silentAfter > now }) else { return false }
         return at <= now
     }
 
@@ -183,7 +183,7 @@ extension Engine {
         func consider(_ t: Instant?) { if let t, next == nil || t < next! { next = t } }
         for p in mp.paths {
             switch p.state {
-            case .joinSent, .preEstablished, .joinReceived: consider(p.joinSentAt + Self.joinRetransmit)
+            case .joinSent, .preEstablished, .joinReceived: consider(p.joinSentAt + config.tuning.joinRetransmit)
             case .active:
                 consider(p.rtoAt)
                 consider(p.removeAt)
