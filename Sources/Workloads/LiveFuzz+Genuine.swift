@@ -385,25 +385,7 @@ extension LiveFuzz {
         var s = c.peer.subs[k]
         defer { if !c.peer.dead, k < c.peer.subs.count { c.peer.subs[k] = s } }
         if o.has(.timestamps) { s.tsRecent = o.tsValue }
-        if t.has(TCPFlags.rst) {
-            if o.has(.mpFastclose) && o.mpFastclose.receiverKey == c.peerKey {
-                c.peer.dead = true
-                noteReset(c)
-                return
-            }
-            if s.state != .ignored { s.state = .reset }
-            c.peer.subs[k] = s
-            if !c.peer.subs.contains(where: { $0.state == .established || $0.state == .synSent || $0.state == .synReceived }) {
-                c.peer.dead = true
-                noteReset(c)
-            }
-            return
-        }
-        if o.has(.mpFastclose) && o.mpFastclose.receiverKey == c.peerKey {
-            c.peer.dead = true
-            noteReset(c)
-            return
-        }
+        if peerResetOrFastclose(c, k, t, o, &s) { return }
         let syn = t.has(TCPFlags.syn), ack = t.has(TCPFlags.ack)
         // A join SYN on a 4-tuple the engine used before: a new subflow.
         if k > 0 && syn && !ack && t.seq.rawValue != s.irs {
@@ -528,5 +510,30 @@ extension LiveFuzz {
         if o.has(.addAddr) && !o.addAddr.echo {
             s.echo = AddAddr(echo: true, addressID: o.addAddr.addressID, address: o.addAddr.address, port: o.addAddr.port)
         }
+    }
+
+    /// A RST (the subflow, or with our key the connection) or MP_FASTCLOSE
+    /// from the engine: true when it ended the segment's handling.
+    private func peerResetOrFastclose(_ c: FuzzConn, _ k: Int, _ t: TCPSegmentView, _ o: TCPOptionSummary, _ s: inout PeerSub) -> Bool {
+        if t.has(TCPFlags.rst) {
+            if o.has(.mpFastclose) && o.mpFastclose.receiverKey == c.peerKey {
+                c.peer.dead = true
+                noteReset(c)
+                return true
+            }
+            if s.state != .ignored { s.state = .reset }
+            c.peer.subs[k] = s
+            if !c.peer.subs.contains(where: { $0.state == .established || $0.state == .synSent || $0.state == .synReceived }) {
+                c.peer.dead = true
+                noteReset(c)
+            }
+            return true
+        }
+        if o.has(.mpFastclose) && o.mpFastclose.receiverKey == c.peerKey {
+            c.peer.dead = true
+            noteReset(c)
+            return true
+        }
+        return false
     }
 }

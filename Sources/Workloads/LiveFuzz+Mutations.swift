@@ -121,26 +121,7 @@ extension LiveFuzz {
             replaceMPTCP(&s, with: [.addAddr(AddAddr(echo: rng.oneIn(6), addressID: id, address: addr, port: port, hmac: hmac))], keepTimestamps: rng.percent(50))
             if rng.percent(70) { s.payload = [] }
         case .joinSYN:
-            // An MP_JOIN SYN with the token of a live connection (this one's or another's).
-            let target = rng.percent(70) ? c : (slots.compactMap { $0 }.filter { $0.engineKey != nil }.randomElement(using: &rng) ?? c)
-            let token = target.engineKey.map { MPTCPCrypto.token(key: $0) } ?? rng.u32()
-            var to = c.lan
-            side = .uplink(0)
-            if plane == .twoUplinks && rng.percent(60) {
-                let u = rng.below(2)
-                to = Endpoint(address: c.v6 ? Self.uplinkAddresses[u].1 : Self.uplinkAddresses[u].0, port: 61_999)
-                side = .uplink(UInt8(u))
-            }
-            var o = OptionBytes()
-            o.synOptions(mss: 1460, ts: peerTSval(c), echo: 0, wscale: 7)
-            o.add(.mpJoin(.syn(flags: rng.u8() & 1, addressID: rng.u8(), token: token, nonce: rng.u32())))
-            // (Never on the connection's own 4-tuple: once the engine has
-            // forgotten the connection it takes such a SYN for a native MPTCP
-            // connection's, and then passes the peer's MPTCP data on
-            // untranslated, or, once that native entry is closed, translates
-            // the LAN host's packets with zero keys; see the report.)
-            let from = Endpoint(address: c.peerEndpoint.address, port: UInt16(32_768 + rng.below(28_000)))
-            s = Seg(src: from, dst: to, seq: rng.u32(), ack: 0, flags: TCPFlags.syn, window: 64_240, options: o.b)
+            forgedJoinSYN(c, &s, side: &side)
         case .join:
             let j: MPJoin
             switch rng.below(3) {
@@ -201,29 +182,7 @@ extension LiveFuzz {
             guard let old = c.history.randomElement(using: &rng) else { return nil }
             return (old.bytes, old.side, .replay)
         case .randomPacket:
-            var area: [UInt8] = []
-            let n = rng.below(41)
-            if rng.percent(50) {
-                for _ in 0 ..< n { area.append(rng.u8()) }
-            } else {
-                // A jumble of real options.
-                var o = OptionBytes()
-                while o.b.count < n {
-                    switch rng.below(6) {
-                    case 0: o.nop()
-                    case 1: o.add(.timestamps(value: rng.u32(), echoReply: rng.u32()))
-                    case 2: o.add(.dss(randomDSS(c, s)))
-                    case 3: o.add(.maxSegmentSize(rng.u16()))
-                    case 4: o.add(.mpCapable(MPCapable(senderKey: rng.next())))
-                    default: o.add(.removeAddr(RemoveAddr(addressIDs: InlineBytes40([rng.u8() % 3])!)))
-                    }
-                }
-                area = Array(o.b.prefix(40))
-            }
-            let near = rng.percent(50)
-            s = Seg(src: s.src, dst: s.dst, seq: near ? s.seq &+ UInt32(bitPattern: Int32(rng.smallOffset(20_000))) : rng.u32(),
-                    ack: near ? s.ack : rng.u32(), flags: rng.u8() & (rng.percent(80) ? ~TCPFlags.rst : 0xff), window: rng.u16(), options: area,
-                    payload: [UInt8](repeating: 0, count: rng.percent(50) ? 0 : rng.below(1_400)))
+            randomPacket(c, &s)
         case .ipCorrupt:
             raw = { b in
                 switch self.rng.below(5) {
@@ -238,6 +197,59 @@ extension LiveFuzz {
             return nil
         }
         return (finish(s, side: side, raw: raw, lan: false), side, kind)
+    }
+
+    /// An MP_JOIN SYN with the token of a live connection (this one's or
+    /// another's), from the peer's address to the LAN host or an uplink.
+    private func forgedJoinSYN(_ c: FuzzConn, _ s: inout Seg, side: inout Side) {
+        // An MP_JOIN SYN with the token of a live connection (this one's or another's).
+        let target = rng.percent(70) ? c : (slots.compactMap { $0 }.filter { $0.engineKey != nil }.randomElement(using: &rng) ?? c)
+        let token = target.engineKey.map { MPTCPCrypto.token(key: $0) } ?? rng.u32()
+        var to = c.lan
+        side = .uplink(0)
+        if plane == .twoUplinks && rng.percent(60) {
+            let u = rng.below(2)
+            to = Endpoint(address: c.v6 ? Self.uplinkAddresses[u].1 : Self.uplinkAddresses[u].0, port: 61_999)
+            side = .uplink(UInt8(u))
+        }
+        var o = OptionBytes()
+        o.synOptions(mss: 1460, ts: peerTSval(c), echo: 0, wscale: 7)
+        o.add(.mpJoin(.syn(flags: rng.u8() & 1, addressID: rng.u8(), token: token, nonce: rng.u32())))
+        // (Never on the connection's own 4-tuple: once the engine has
+        // forgotten the connection it takes such a SYN for a native MPTCP
+        // connection's, and then passes the peer's MPTCP data on
+        // untranslated, or, once that native entry is closed, translates
+        // the LAN host's packets with zero keys; see the report.)
+        let from = Endpoint(address: c.peerEndpoint.address, port: UInt16(32_768 + rng.below(28_000)))
+        s = Seg(src: from, dst: to, seq: rng.u32(), ack: 0, flags: TCPFlags.syn, window: 64_240, options: o.b)
+    }
+
+    /// A packet of random header fields and options (random bytes, or a
+    /// jumble of real options) near or far from the connection's numbers.
+    private func randomPacket(_ c: FuzzConn, _ s: inout Seg) {
+        var area: [UInt8] = []
+        let n = rng.below(41)
+        if rng.percent(50) {
+            for _ in 0 ..< n { area.append(rng.u8()) }
+        } else {
+            // A jumble of real options.
+            var o = OptionBytes()
+            while o.b.count < n {
+                switch rng.below(6) {
+                case 0: o.nop()
+                case 1: o.add(.timestamps(value: rng.u32(), echoReply: rng.u32()))
+                case 2: o.add(.dss(randomDSS(c, s)))
+                case 3: o.add(.maxSegmentSize(rng.u16()))
+                case 4: o.add(.mpCapable(MPCapable(senderKey: rng.next())))
+                default: o.add(.removeAddr(RemoveAddr(addressIDs: InlineBytes40([rng.u8() % 3])!)))
+                }
+            }
+            area = Array(o.b.prefix(40))
+        }
+        let near = rng.percent(50)
+        s = Seg(src: s.src, dst: s.dst, seq: near ? s.seq &+ UInt32(bitPattern: Int32(rng.smallOffset(20_000))) : rng.u32(),
+                ack: near ? s.ack : rng.u32(), flags: rng.u8() & (rng.percent(80) ? ~TCPFlags.rst : 0xff), window: rng.u16(), options: area,
+                payload: [UInt8](repeating: 0, count: rng.percent(50) ? 0 : rng.below(1_400)))
     }
 
     // MARK: - From the LAN side

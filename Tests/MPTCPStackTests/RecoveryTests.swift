@@ -16,6 +16,14 @@ private func records(_ e: Engine<SplitMix64>) -> [Int: [UInt8]] {
     return out
 }
 
+/// A two-subflow connection through an engine keeping a journal, and its record.
+private func journaledTwoSubflows(seed: UInt64) throws -> (MPScript, [UInt8]) {
+    let s = MPScript(seed: seed)
+    s.h.engine.journaling = true
+    try s.twoSubflows()
+    return (s, try #require(records(s.h.engine).values.first))
+}
+
 private func isRST(_ d: Decoded) -> Bool { d.flags & RST != 0 }
 
 private func fastcloseKey(_ d: Decoded) -> UInt64? {
@@ -45,10 +53,7 @@ struct RecoveryTests {
 
     @Test("a restarted engine probes both ends; the peer's answer on the join subflow gets RST + MP_FASTCLOSE with its key at its exact ACK number, the LAN host's an exact RST")
     func restartEndsBothSides() throws {
-        let s = MPScript(seed: 62)
-        s.h.engine.journaling = true
-        try s.twoSubflows()
-        let rec = try #require(records(s.h.engine).values.first)
+        let (s, rec) = try journaledTwoSubflows(seed: 62)
 
         // The next instance.
         let h2 = EngineHarness(seed: 99, config: multipathConfig(), start: s.h.now + .seconds(3))
@@ -107,10 +112,7 @@ struct RecoveryTests {
 
     @Test("records that are empty, cut short, of another version, or name an uplink the engine lacks are refused, never a trap")
     func badRecords() throws {
-        let s = MPScript(seed: 63)
-        s.h.engine.journaling = true
-        try s.twoSubflows()
-        let rec = try #require(records(s.h.engine).values.first)
+        let (s, rec) = try journaledTwoSubflows(seed: 63)
         let one = EngineHarness(seed: 1, config: EngineConfig()) // one uplink: the join's uplink 1 is unknown
         #expect(!rec.withUnsafeBytes { one.engine.recover(record: $0, now: one.now) })
         let h2 = EngineHarness(seed: 2, config: multipathConfig())

@@ -59,15 +59,6 @@ struct RecoveredConnection {
 }
 
 extension Engine {
-    /// Probe rounds per recovered connection, this far apart: a probe or its
-    /// answer may be lost, and hosts answer out-of-window segments at most
-    /// once per 500 ms (Linux's `tcp_invalid_ratelimit`).
-    static var recoveryRounds: [Duration] { [.zero, .seconds(1), .seconds(3)] }
-    /// Connections probed per pass, and passes this far apart: their
-    /// answers stay within the reset budget (`unknownResetsPerSecond`).
-    static var recoveryBatch: Int { 32 }
-    static var recoverySpacing: Duration { .milliseconds(50) }
-    static var journalCapacity: Int { 1024 }
 
     // MARK: - Journal (the running instance)
 
@@ -75,7 +66,7 @@ extension Engine {
     @inline(__always)
     func journal(_ h: Int) {
         guard journaling else { return }
-        if journalChanged.count < Self.journalCapacity { journalChanged.append(h) } else { journalOverflow = true }
+        if journalChanged.count < config.tuning.journalCapacity { journalChanged.append(h) } else { journalOverflow = true }
     }
 
     /// Handles whose records changed since the last call, each with its
@@ -137,13 +128,6 @@ extension Engine {
         out.put16(e.port, at: at + 17)
     }
 
-    static func sameFamily(_ a: IPAddress, _ b: IPAddress) -> Bool {
-        switch (a, b) {
-        case (.v4, .v4), (.v6, .v6): return true
-        default: return false
-        }
-    }
-
     static func endpoint(_ r: UnsafeRawBufferPointer, _ at: Int) -> Endpoint? {
         let address: IPAddress
         switch r[at] {
@@ -170,7 +154,7 @@ extension Engine {
         for i in 0 ..< n {
             let at = 16 + i * RecoveryRecord.entrySize
             guard let local = Self.endpoint(r, at), let remote = Self.endpoint(r, at + 19),
-                  Self.sameFamily(local.address, remote.address), Int(r[at + 38]) < max(1, config.uplinks.count) else { return false }
+                  local.address.sameFamily(as: remote.address), Int(r[at + 38]) < max(1, config.uplinks.count) else { return false }
             subflows.append((local, remote, r[at + 38]))
         }
         let lan = FlowKey(client: subflows[0].local, server: subflows[0].remote)
@@ -187,18 +171,18 @@ extension Engine {
     func recoveryTimer(now: Instant) {
         guard let at = recoveryAt, at <= now else { return }
         var sent = 0
-        while recoveryNext < recovering.count, sent < Self.recoveryBatch,
-              outbox.count + RecoveryRecord.maxEntries + 1 <= Outbox.slots - Self.timerReserve {
+        while recoveryNext < recovering.count, sent < config.tuning.recoveryBatch,
+              outbox.count + RecoveryRecord.maxEntries + 1 <= Outbox.slots - config.tuning.timerReserve {
             probe(recovering[recoveryNext])
             recoveryNext += 1
             sent += 1
         }
         if recoveryNext < recovering.count {
-            recoveryAt = now + Self.recoverySpacing
-        } else if recoveryRound + 1 < Self.recoveryRounds.count {
+            recoveryAt = now + config.tuning.recoverySpacing
+        } else if recoveryRound + 1 < config.tuning.recoveryRounds.count {
             recoveryRound += 1
             recoveryNext = 0
-            recoveryAt = max(now, recoveryRoundStart + Self.recoveryRounds[recoveryRound])
+            recoveryAt = max(now, recoveryRoundStart + config.tuning.recoveryRounds[recoveryRound])
         } else {
             recoveryAt = nil
             recovering = []

@@ -118,6 +118,8 @@ public struct EngineConfig: Sendable {
     /// Most subflows per connection (initial included), like the kernel's
     /// `ip mptcp limits set subflow`.
     public var maxSubflows = 8
+    /// The engine's constants (timers, probe counts, limits), in one place.
+    public var tuning = EngineTuning()
     /// Addresses announced by the peer (ADD_ADDR) that a connection joins,
     /// from every uplink, like the kernel's `add_addr_accepted` limit; 0
     /// only echoes the announcements.
@@ -300,4 +302,74 @@ public struct EngineStats: Sendable, Equatable {
     public init() {}
 
     public func dropped(_ r: DropReason) -> UInt64 { dropped[Int(r.rawValue)] }
+}
+
+/// Every tunable of the engine, with the values it has always used. Where
+/// each acts: `Multipath/` (subflows, probes, joins), `Validation.swift`
+/// (challenge ACKs, resets for unknown connections), `Recovery.swift` (crash
+/// recovery), `Engine.swift` (timer passes).
+public struct EngineTuning: Sendable {
+    // Recovery.swift
+    /// Probe rounds per recovered connection, this far apart: a probe or its
+    /// answer may be lost, and hosts answer out-of-window segments at most
+    /// once per 500 ms (Linux's `tcp_invalid_ratelimit`).
+    public var recoveryRounds: [Duration] = [.zero, .seconds(1), .seconds(3)]
+    /// Connections probed per pass, and passes this far apart: their
+    /// answers stay within the reset budget (`unknownResetsPerSecond`).
+    public var recoveryBatch: Int = 32
+    public var recoverySpacing: Duration = .milliseconds(50)
+    /// Changed handles the journal keeps track of between drains (beyond:
+    /// every handle is reported).
+    public var journalCapacity: Int = 1024
+    // Engine.swift
+    /// Free outbox slots a timer pass keeps for one more connection's timer
+    /// (its retransmissions, probes and joins).
+    public var timerReserve: Int = 64
+    // Validation.swift
+    /// RFC 5961 §7: challenge ACKs at most this often per connection.
+    public var challengeInterval: UInt64 = 500_000_000
+    /// Resets the engine sends for unknown connections, per second at most
+    /// (a flood of forged packets gets no more than this back).
+    public var unknownResetsPerSecond: Int = 2000
+    // MultipathEnding.swift
+    /// Out-of-order ranges a subflow keeps (beyond them, the oldest goes).
+    public var maxOOORanges: Int = 64
+    // Multipath.swift
+    /// The scheduler never uses a subflow whose RTT is more than this many
+    /// times the best one's (`Multipath/Multipath.swift`).
+    public var slowPathFactor: Double = 3.0
+    /// RTOs without progress after which a subflow is reset and rejoined ...
+    public var maxBackoff: Int = 3
+    /// ... every this often.
+    public var rejoinInterval: Duration = .seconds(1)
+    /// MP_JOIN SYN / third ACK retransmission: every second, four times,
+    /// then a fresh join (so a restored uplink is back within about 1 s).
+    public var joinRetransmit: Duration = .seconds(1)
+    /// After the peer refuses a join (RST): wait this long before the next.
+    public var refusedJoinRetry: Duration = .seconds(10)
+    /// A subflow silent this long while another one of the connection is
+    /// receiving gets keepalive probes (the peer must answer them, RFC 9293
+    /// §3.8.4; Linux rate-limits such answers to one per 500 ms) ...
+    public var silentAfter: Duration = .seconds(1)
+    public var probeInterval: Duration = .milliseconds(600)
+    /// ... and is given up after this many go unanswered: this is how a
+    /// dead uplink is noticed when the translator has nothing to send on it.
+    public var maxProbes: Int = 2
+    /// Sooner when the download has stalled: the client's cumulative ACK has
+    /// not moved for `stallAfter` though we forwarded data beyond it (a
+    /// data-level hole the peer's other subflows cannot fill), and a subflow
+    /// has been silent as long. It gets one probe, and is given up if that
+    /// goes unanswered for `stallProbeWait` (at least twice its RTT): the
+    /// peer then hears a REMOVE_ADDR, closes its side and sends the hole
+    /// again on another subflow, where its own timers would take seconds
+    /// (Linux marks a subflow stale only after several RTOs).
+    public var stallAfter: Duration = .milliseconds(150)
+    public var stallProbeWait: Double = 0.12
+    /// Linux answers out-of-window segments at most once per 500 ms
+    /// (`tcp_invalid_ratelimit`): probes on one subflow are further apart.
+    public var probeSpacing: Duration = .milliseconds(550)
+    /// The smallest subflow RTO, in seconds (RFC 6298 allows less than 1 s; Linux uses 200 ms).
+    public var minRTO: Double = 0.2
+
+    public init() {}
 }

@@ -43,11 +43,6 @@ struct ResetMemory {
 }
 
 extension Engine {
-    /// RFC 5961 §7: challenge ACKs at most this often per connection.
-    static var challengeInterval: UInt64 { 500_000_000 }
-    /// Resets the engine sends for unknown connections, per second at most
-    /// (a flood of forged packets gets no more than this back).
-    static var unknownResetsPerSecond: Int { 2000 }
 
     /// The receive window peer segments are checked against: the client's
     /// last advertised window (scaled), and never less than 64 KiB.
@@ -101,7 +96,7 @@ extension Engine {
 
     /// A challenge ACK is due (at most one per `challengeInterval`).
     func challengeDue(_ c: inout Connection, now: Instant) -> Bool {
-        guard now.nanoseconds &- c.lastChallenge.nanoseconds >= Self.challengeInterval || c.lastChallenge.nanoseconds == 0 else {
+        guard now.nanoseconds &- c.lastChallenge.nanoseconds >= config.tuning.challengeInterval || c.lastChallenge.nanoseconds == 0 else {
             return false
         }
         c.lastChallenge = now
@@ -200,7 +195,7 @@ extension Engine {
     func resetBudget(_ now: Instant) -> Bool {
         let second = now.nanoseconds / 1_000_000_000
         if second != resetSecond { resetSecond = second; resetsThisSecond = 0 }
-        guard resetsThisSecond < Self.unknownResetsPerSecond else { stats.unknownResetsLimited &+= 1; return false }
+        guard resetsThisSecond < config.tuning.unknownResetsPerSecond else { stats.unknownResetsLimited &+= 1; return false }
         resetsThisSecond += 1
         return true
     }

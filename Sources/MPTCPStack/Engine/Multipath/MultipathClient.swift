@@ -1,0 +1,289 @@
+// Multipath, the client's side: its segments taken into the send buffer,
+// the scheduler that puts buffered data on subflows, and the writers of
+// what goes out on a subflow (data, control segments, ACKs).
+
+extension Engine {
+    // MARK: - From the client
+
+    func mpFromClient(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, now: Instant) -> Verdict {
+        let mp = c.mp!
+        let t = v.tcp
+        if t.has(TCPFlags.rst) {
+            // After a clean close the client's RST ends nothing more.
+            if c.phase == .closed { return drop(.closed) }
+            // The client aborted: MP_FASTCLOSE on every subflow (§3.5).
+            for k in mp.paths.indices where mp.paths[k].state == .active || mp.paths[k].state == .preEstablished {
+                sendControl(c, mp, k, flags: TCPFlags.rst | TCPFlags.ack, now: now,
+                            first: .mpFastclose(MPFastclose(receiverKey: c.remoteKey)), second: .mpTCPRST(MPTCPRst(reason: 0)))
+            }
+            stats.fastcloseSent &+= 1
+            conns[h] = c
+            close(h, now: now, reset: true)
+            c = conns[h]!
+            return drop(.consumed)
+        }
+        guard t.has(TCPFlags.ack) else { return drop(.consumed) }
+        let o = TCPOptionSummary(parsing: t.optionArea)
+        if mp.clientTimestamps, o.has(.timestamps) {
+            mp.clientTSval = o.tsValue
+            mp.recordClientTS(o.tsValue, at: ms(now))
+        }
+        let windowChanged = mp.clientWindow != t.window
+        mp.clientWindow = t.window
+
+        // The client's ACK is our DATA_ACK to the peer.
+        let dataAck = c.downloadDSN(ofClientAck: t.ack, near: c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1)
+        var ackAdvanced = false
+        if !c.haveDataAckToPeer {
+            c.dataAckToPeer = dataAck
+            c.haveDataAckToPeer = true
+            mp.clientAckMoved = now
+        } else if dsnBefore(c.dataAckToPeer, dataAck) {
+            ackAdvanced = true
+            c.dataAckToPeer = dataAck
+            mp.clientAckMoved = now
+        }
+        if let pf = c.peerDataFinDSN, dsnBefore(pf, c.dataAckToPeer) { c.peerFinAcked = true }
+        // The right edge of its window: what the peer may send and we forward
+        // (a reordered older ACK shows an older edge, never a larger one).
+        let edge = dataAck &+ (UInt64(t.window) << UInt64(mp.clientWScale))
+        if mp.clientEdge == nil || dsnBefore(mp.clientEdge!, edge) { mp.clientEdge = edge }
+        downOnClientAck(&c, mp, sack: o.sack, now: now)
+
+        let n = t.payload.count
+        if n > 0 || t.has(TCPFlags.fin) {
+            let dsn = c.uploadDSN(t.seq)
+            let end = dsn &+ UInt64(n)
+            if n > 0 {
+                let took = mp.append(dsn: dsn, t.payload)
+                if took > 0 && mp.clientTimestamps { mp.recordDataTS(mp.clientTSval, end: mp.bufEnd) }
+                stats.bufferedBytes &+= UInt64(took)
+            }
+            // The FIN counts once every byte before it is here (it may come
+            // beyond a gap, the LAN having reordered the client's segments).
+            if t.has(TCPFlags.fin) && mp.dataFinDSN == nil && !dsnBefore(mp.ringStart &+ UInt64(mp.capacity), end) {
+                mp.pendingFinDSN = end
+            }
+            if let f = mp.pendingFinDSN, mp.dataFinDSN == nil, !dsnBefore(mp.bufEnd, f) {
+                mp.dataFinDSN = f
+                mp.pendingFinDSN = nil
+            }
+            // Beyond a gap: held, silently. Neither an immediate duplicate
+            // ACK nor SACK blocks: the client would take an RTT sample from
+            // a segment SACKed a LAN's delay after it sent it, and BBR,
+            // keeping the minimum for 10 s, would shrink its window to a
+            // LAN's bandwidth-delay product (seen here: 4 Mbit/s for 10 s).
+            // A reordered segment fills the gap a moment later; a lost one
+            // is resent on the client's own timeout.
+            if !mp.outOfOrder.isEmpty && dsnBefore(mp.bufEnd, dsn) { stats.clientOutOfOrder &+= 1 }
+            if c.lastUploadDSN != mp.bufEnd { c.lastUploadDSN = mp.bufEnd }
+        }
+        if !c.fullyEstablished && n == 0 && !t.has(TCPFlags.fin) {
+            // The third ACK (and pure ACKs until the peer shows it has our
+            // key): MP_CAPABLE with both keys (§3.1).
+            sendControl(c, mp, 0, flags: TCPFlags.ack, now: now,
+                        first: .mpCapable(MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey)))
+            return drop(.consumed)
+        }
+        let before = outbox.count
+        mpPush(&c, h, now: now)
+        if outbox.count == before && (ackAdvanced || windowChanged) {
+            let k = bestAckPath(mp)
+            if let k { sendAck(c, mp, k, now: now) }
+        }
+        mpFinishIfDone(&c, h, now: now)
+        scheduleTimer(&c, h, now: now)
+        return drop(.consumed)
+    }
+
+    /// A subflow that can carry a pure ACK: the last one data came on, else any active one.
+    func bestAckPath(_ mp: MPConn) -> Int? {
+        if mp.lastRxPath < mp.paths.count && mp.paths[mp.lastRxPath].state == .active { return mp.lastRxPath }
+        return mp.paths.firstIndex { $0.state == .active }
+    }
+
+    // MARK: - Scheduler
+
+    /// Sends buffered data (reinjections first) while windows allow.
+    func mpPush(_ c: inout Connection, _ h: Int, now: Instant) {
+        guard let mp = c.mp, c.phase == .established || c.phase == .closed, !mp.paths.isEmpty else { return }
+        sendQueued(c, mp, now: now)
+        // Opportunistic reinjection (Raiciu et al., NSDI 2012): nothing new
+        // can go out, a subflow still has room, and the DATA_ACK has waited
+        // longer than that subflow's RTT for the oldest data, which sits on
+        // another subflow: send that data again here, so one slow or lossy
+        // subflow does not hold up the whole connection (and the client,
+        // whose ACKs wait for the DATA_ACK).
+        let blocked = mp.sendNext == mp.bufEnd || !dsnBefore(mp.sendNext, mp.peerWindowEdge)
+        guard blocked, mp.reinject.isEmpty, dsnBefore(mp.bufStart, mp.sendNext) else { return }
+        let from = dsnMax(mp.bufStart, mp.opportunisticUpTo)
+        guard dsnBefore(from, mp.sendNext), let k = pickPath(mp, want: 1) else { return }
+        let f = mp.paths[k]
+        guard now.nanoseconds &- mp.dataAckProgress.nanoseconds > UInt64(max(f.srtt, 0.01) * 1e9),
+              !f.segments.contains(where: { $0.dsn == mp.bufStart && $0.length > 0 }) else { return }
+        let room = max(f.mss, Int(f.cwnd) - f.pipe)
+        let end = dsnBefore(from &+ UInt64(room), mp.sendNext) ? from &+ UInt64(room) : mp.sendNext
+        mp.reinject.append((from, end))
+        mp.opportunisticUpTo = end
+        stats.opportunisticReinjections &+= 1
+        sendQueued(c, mp, now: now)
+    }
+
+    func sendQueued(_ c: Connection, _ mp: MPConn, now: Instant) {
+        while outbox.count < Outbox.slots - 8 {
+            var dsn: UInt64
+            var end: UInt64
+            var reinjecting = false
+            if let r = mp.reinject.first {
+                if !dsnBefore(mp.bufStart, r.end) || !dsnBefore(r.dsn, mp.sendNext) { _ = mp.reinject.popFirst(); continue }
+                dsn = dsnMax(r.dsn, mp.bufStart)
+                end = dsnBefore(mp.sendNext, r.end) ? mp.sendNext : r.end
+                reinjecting = true
+            } else {
+                dsn = mp.sendNext
+                end = mp.bufEnd
+            }
+            let avail = Int(end &- dsn)
+            let finHere = mp.dataFinDSN == end && !reinjecting && mp.dataFinSentAt == nil
+            if avail == 0 && !finHere { break }
+            // Data-level flow control (the window is relative to DATA_ACK).
+            let room = dsnBefore(dsn, mp.peerWindowEdge) ? Int(mp.peerWindowEdge &- dsn) : 0
+            if avail > 0 && room == 0 { break }
+            guard let k = pickPath(mp, want: max(1, min(avail, room))) else { break }
+            let len = min(avail, room, mp.paths[k].mss, Int(mp.capacity - Int(dsn % UInt64(mp.capacity))))
+            let fin = finHere && dsn &+ UInt64(len) == end
+            if len == 0 && !fin { break }
+            sendData(c, mp, k, dsn: dsn, length: len, dataFin: fin, now: now)
+            if fin { mp.dataFinSentAt = now }
+            if reinjecting {
+                stats.reinjectedBytes &+= UInt64(len)
+                mp.reinject[0].dsn = dsn &+ UInt64(len)
+                if !dsnBefore(mp.reinject[0].dsn, mp.reinject[0].end) { _ = mp.reinject.popFirst() }
+            } else {
+                if mp.sendNext == mp.bufStart { mp.dataAckProgress = now }
+                mp.sendNext = dsn &+ UInt64(len)
+            }
+            if len == 0 { break }
+        }
+    }
+
+    /// The subflow for the next segment: usable, with congestion window room,
+    /// lowest smoothed RTT, and not much slower than the best subflow.
+    func pickPath(_ mp: MPConn, want: Int) -> Int? {
+        let hasRegular = mp.paths.contains { $0.usable && !$0.backup }
+        var bestRTT = Double.greatestFiniteMagnitude
+        for p in mp.paths where p.usable && (!p.backup || !hasRegular) {
+            bestRTT = min(bestRTT, p.srtt > 0 ? p.srtt : p.rto)
+        }
+        var pick: Int?
+        var pickRTT = Double.greatestFiniteMagnitude
+        for (k, p) in mp.paths.enumerated() where p.usable && (!p.backup || !hasRegular) {
+            let room = Int(p.cwnd) - p.pipe
+            guard room >= min(want, p.mss) else { continue }
+            let rtt = p.srtt > 0 ? p.srtt : p.rto
+            // (A subflow with no RTT sample yet gets its chance: its first
+            // ACK gives one.)
+            if p.srtt > 0 && rtt > bestRTT * config.tuning.slowPathFactor && rtt - bestRTT > 0.010 { continue }
+            if rtt < pickRTT { pick = k; pickRTT = rtt }
+        }
+        return pick
+    }
+
+    // MARK: - Sending on a subflow
+
+    /// Writes our option area into `writer.options`: timestamps, then the
+    /// MPTCP options, then a SACK block if there is room. Returns its length.
+    /// `sack`: false on data segments, whose payload size leaves room for
+    /// timestamps and a DSS only (`payloadMSS`). `timestamps`: false for a
+    /// signal that does not fit beside them (an IPv6 ADD_ADDR with port).
+    func pathOptions(_ mp: MPConn, _ p: Subflow, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
+                             sack: Bool = true, timestamps: Bool = true) -> Int {
+        var w = ByteWriter(writer.options)
+        if p.timestamps && timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
+        first?.write(into: &w)
+        second?.write(into: &w)
+        while w.offset & 3 != 0 { w.u8(1) }
+        let room = (40 - w.offset - 4) / 8
+        if sack && p.ooo.count > 0 && room > 0 {
+            // The most recently grown blocks first (RFC 2018 §4), while they fit.
+            let n = min(room, p.ooo.count)
+            w.u8(1); w.u8(1); w.u8(5); w.u8(UInt8(2 + 8 * n))
+            for i in 0 ..< n { w.u32(p.ooo[i].left.rawValue); w.u32(p.ooo[i].right.rawValue) }
+        }
+        return w.offset
+    }
+
+    func originate(_ p: Subflow, towards side: Side, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+                           optionLength: Int, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        guard let out = outbox.reserve() else { return }
+        let len = SegmentWriter.writeBare(into: out, source: p.local, destination: p.remote, seq: seq, ack: ack,
+                                          flags: flags, window: window,
+                                          options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< optionLength]),
+                                          payload: payload)
+        if len > 0 {
+            outbox.commit(length: len, towards: side)
+            stats.originated &+= 1
+        }
+    }
+
+    func dataAckOption(_ c: Connection) -> UInt64 {
+        c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
+    }
+
+    /// Our receive window towards the peer: the client's (same scale on every subflow).
+    func windowToPeer(_ mp: MPConn) -> UInt16 { mp.clientWindow }
+
+    func sendData(_ c: Connection, _ mp: MPConn, _ k: Int, dsn: UInt64, length: Int, dataFin: Bool,
+                  now: Instant, retransmitOf seq: TCPSeq? = nil) {
+        var p = mp.paths[k]
+        let payload = length > 0 ? mp.bytes(at: dsn, max: length) : UnsafeRawBufferPointer(start: nil, count: 0)
+        let sseq = seq ?? p.sndNxt
+        let rel = sseq - p.localISN
+        let first: MPTCPOption
+        if !c.fullyEstablished && k == 0 && dsn == c.localIDSN &+ 1 && length > 0 && !dataFin && rel == 1 {
+            // First data before the peer has shown it has our key: MP_CAPABLE
+            // with both keys and the data-level length (§3.1).
+            var m = MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey,
+                              dataLevelLength: UInt16(length))
+            if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: 1, length: UInt16(length), payload: payload) }
+            first = .mpCapable(m)
+        } else {
+            let mlen = UInt16(length + (dataFin ? 1 : 0))
+            let ssn: UInt32 = length == 0 ? 0 : UInt32(bitPattern: rel)
+            var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: mlen)
+            if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: mlen, payload: payload) }
+            first = .dss(DSS(dataAck: dataAckOption(c), dataAck8: true, mapping: m, dsn8: true, dataFin: dataFin))
+        }
+        let ol = pathOptions(mp, p, now: now, first: first, sack: length == 0)
+        originate(p, towards: .uplink(p.uplink), seq: sseq, ack: p.rcvNxt, flags: TCPFlags.ack | (length > 0 ? TCPFlags.psh : 0),
+                  window: windowToPeer(mp), optionLength: ol, payload: payload)
+        p.ackPending = false
+        if seq == nil && length > 0 {
+            p.segments.append(SentSegment(seq: sseq, length: UInt32(length), dsn: dsn, sentAt: now, dataFin: dataFin))
+            p.sndNxt = sseq + UInt32(length)
+        }
+        if p.rtoAt == nil && length > 0 { p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9)) }
+        stats.dataSegmentsSent &+= 1
+        mp.paths[k] = p
+    }
+
+    /// A segment with no data (ACK, RST, FIN) on subflow `k`, carrying a DATA_ACK unless other options are given.
+    func sendControl(_ c: Connection, _ mp: MPConn, _ k: Int, flags: UInt8, now: Instant,
+                             first: MPTCPOption? = nil, second: MPTCPOption? = nil, seq: TCPSeq? = nil,
+                             timestamps: Bool = true) {
+        let p = mp.paths[k]
+        // A pure ACK carries a 4-byte DATA_ACK (the peer expands it, §3.3.1):
+        // it leaves room for two SACK blocks beside the timestamps.
+        let opt = first ?? .dss(DSS(dataAck: dataAckOption(c), dataAck8: false))
+        let ol = pathOptions(mp, p, now: now, first: opt, second: second, timestamps: timestamps)
+        originate(p, towards: .uplink(p.uplink), seq: seq ?? p.sndNxt, ack: p.rcvNxt, flags: flags,
+                  window: windowToPeer(mp), optionLength: ol)
+    }
+
+    func sendAck(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
+        let p = mp.paths[k]
+        // After our FIN the ACK goes at FIN+1.
+        sendControl(c, mp, k, flags: TCPFlags.ack, now: now, seq: p.finSent ? p.finSeq + 1 : p.sndNxt)
+        mp.paths[k].ackPending = false
+    }
+}
