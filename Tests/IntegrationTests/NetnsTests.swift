@@ -140,7 +140,9 @@ import Testing
     /// each transfer intact, no reset at either end, the rejection counted;
     /// an infinite mapping: intact, or both ends reset — never a wrong byte.
     @Test func forgedSegmentsAreRejected() throws {
-        Self.assertAllChecksPassed(try Self.script("inject.sh"), minimumChecks: 100)
+        // 102 when all three infinite mappings end in a reset (4 checks each);
+        // one that is dropped and leaves the transfer intact, as valid, has 1.
+        Self.assertAllChecksPassed(try Self.script("inject.sh"), minimumChecks: 93)
     }
 
     /// Issue 13: 10 000 SYN/s for 20 s with spoofed sources, from the LAN
