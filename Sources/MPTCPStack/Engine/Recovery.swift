@@ -197,7 +197,7 @@ extension Engine {
         let seq = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
         let ack = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
         probeLAN(r.lan)
-        for half: UInt32 in [0, 1 << 31] {
+        for half in stride(from: UInt32(0), through: 1 << 31, by: 1 << 31) {
             for s in r.subflows { sendProbe(from: s.local, to: s.remote, seq: seq + half, ack: ack, towards: .uplink(s.uplink)) }
         }
         stats.recoveryProbes &+= 1
@@ -207,7 +207,7 @@ extension Engine {
     func probeLAN(_ lan: FlowKey) {
         let seq = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
         let ack = TCPSeq(UInt32(truncatingIfNeeded: rng.next()))
-        for half: UInt32 in [0, 1 << 31] { sendProbe(from: lan.server, to: lan.client, seq: seq + half, ack: ack, towards: .lan) }
+        for half in stride(from: UInt32(0), through: 1 << 31, by: 1 << 31) { sendProbe(from: lan.server, to: lan.client, seq: seq + half, ack: ack, towards: .lan) }
     }
 
     private func sendProbe(from: Endpoint, to: Endpoint, seq: TCPSeq, ack: TCPSeq, towards side: Side) {

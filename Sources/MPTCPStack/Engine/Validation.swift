@@ -43,7 +43,6 @@ struct ResetMemory {
 }
 
 extension Engine {
-
     /// The receive window peer segments are checked against: the client's
     /// last advertised window (scaled), and never less than 64 KiB.
     func receiveWindow(_ c: Connection) -> UInt32 {
