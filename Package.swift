@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "MPTCPWire", targets: ["MPTCPWire"]),
         .library(name: "MPTCPStack", targets: ["MPTCPStack"]),
+        .library(name: "Tools", targets: ["Tools"]),
         .library(name: "Translator", targets: ["Translator"]),
         .executable(name: "nfq-mptcp", targets: ["nfq-mptcp"]),
         .executable(name: "Bench", targets: ["Bench"]),
@@ -46,16 +47,23 @@ let package = Package(
                     .product(name: "HeapModule", package: "swift-collections"),
                 ]),
 
-        // The I/O shell: pcap files, NFQUEUE, raw sockets, CLI helpers.
+        // The offline tools: pcap files, inspect (every option decoded),
+        // record and replay. No sockets, no queue.
+        .target(name: "Tools",
+                dependencies: ["MPTCPStack", "CPcap"]),
+
+        // The shell: NFQUEUE, raw sockets, rules, rtnetlink, signals, the
+        // journal, option checks and start-up. No protocol logic.
         .target(name: "Translator",
                 dependencies: [
-                    "MPTCPStack", "CPcap", "CNetfilterQueue", "CMnl", "CLinux",
+                    "MPTCPStack", "Tools", "CNetfilterQueue", "CMnl", "CLinux",
                     .product(name: "Logging", package: "swift-log"),
                 ]),
 
+        // The command line: imports the shell and the tools, not the engine.
         .executableTarget(name: "nfq-mptcp",
                           dependencies: [
-                              "Translator", "MPTCPStack",
+                              "Translator", "Tools",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ]),
@@ -66,19 +74,19 @@ let package = Package(
         // Test-bed tool: delay and loss through NFQUEUE (the kernel has no netem).
         .executableTarget(name: "linkemu",
                           dependencies: [
-                              "Translator", "MPTCPStack", "CLinux",
+                              "Translator", "Tools", "MPTCPStack", "CLinux",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "DequeModule", package: "swift-collections"),
                           ]),
 
         .executableTarget(name: "Bench",
                           dependencies: [
-                              "Translator", "MPTCPStack", "CAllocCounter", "Workloads", "CLinux",
+                              "Translator", "Tools", "MPTCPStack", "CAllocCounter", "Workloads", "CLinux",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 
         .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
-        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "MPTCPStack", "Workloads", "CAllocCounter",
+        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "Tools", "MPTCPStack", "Workloads", "CAllocCounter",
                                                          .product(name: "Logging", package: "swift-log")]),
         // Runs netns/*.sh (namespaces, the daemon, the kernel's MPTCP).
         .testTarget(name: "IntegrationTests"),

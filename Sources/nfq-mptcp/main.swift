@@ -1,7 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
-import MPTCPStack
+import Tools
 import Translator
 
 @main
@@ -28,72 +28,62 @@ func require(_ problem: String?) throws {
 /// Engine settings shared by the daemon and replay. Every value is checked
 /// against its range (given in its help) before anything is installed.
 struct EngineOptions: ParsableArguments {
-    static let timeRange = 0.001 ... OptionChecks.maxSeconds
+    static let defaults = EngineSettings()
 
     @Option(help: "Bytes taken off the MSS the server announces to LAN clients (room for DSS); 0 to 1024.")
-    var mssClamp: UInt16 = 28
+    var mssClamp: UInt16 = defaults.mssClamp
 
     @Flag(help: "Ask MPTCP peers for DSS checksums (MP_CAPABLE flag A).")
     var checksums = false
 
     @Option(help: "Seconds a closed connection is remembered; 0.001 to 2592000 (30 days).")
-    var timeWait: Double = 60
+    var timeWait: Double = defaults.timeWait
 
     @Option(help: "Seconds of silence after which a connection is forgotten; 0.001 to 2592000 (30 days).")
-    var idleTimeout: Double = 7200
+    var idleTimeout: Double = defaults.idleTimeout
 
     @Option(help: "Most connections tracked at once (more pass untranslated); 1 to 1048576.")
-    var maxConnections = 65_536
+    var maxConnections = defaults.maxConnections
 
     @Option(help: "Most half-open connections (SYN seen, handshake not complete); beyond it the oldest is forgotten and goes on as plain TCP; 16 to 1048576.")
-    var maxHalfOpen = EngineConfig().maxHalfOpen
+    var maxHalfOpen = defaults.maxHalfOpen
 
     @Option(help: "Seconds a half-open connection is remembered without a packet; 1 to 600.")
-    var handshakeTimeout: Double = 30
+    var handshakeTimeout: Double = defaults.handshakeTimeout
 
     @Option(help: ArgumentHelp("""
-        Source ports of the subflows the gateway opens itself (multipath; the top one is announced to peers):         at least 2, from 1024 up, and with two or more uplinks outside net.ipv4.ip_local_port_range.
+        Source ports of the subflows the gateway opens itself (multipath; the top one is announced to peers): \
+        at least 2, from 1024 up, and with two or more uplinks outside net.ipv4.ip_local_port_range.
         """, valueName: "LO-HI"))
-    var joinPorts: PortRange = PortRange(EngineConfig().joinPorts)
+    var joinPorts: PortRange = PortRange(defaults.joinPorts)
 
     @Option(help: ArgumentHelp("Bytes of client data a multipath connection holds until the peer acknowledges them (and of peer data until the client does); 65536 to 1073741824.",
                                valueName: "BYTES"))
-    var sendBuffer = EngineConfig().sendBuffer
+    var sendBuffer = defaults.sendBuffer
 
     @Option(help: "Most subflows per multipath connection (the initial one included); 1 to 8.")
-    var maxSubflows = EngineConfig().maxSubflows
+    var maxSubflows = defaults.maxSubflows
 
     @Option(help: "Addresses the peer announces (ADD_ADDR) that a multipath connection joins from every uplink (0: echo only); 0 to 8.")
-    var addAddrAccepted = EngineConfig().addAddrAccepted
+    var addAddrAccepted = defaults.addAddrAccepted
 
-    func validate() throws {
-        try require(OptionChecks.integer(Int(mssClamp), "--mss-clamp", 0 ... 1024, "bytes"))
-        try require(OptionChecks.seconds(timeWait, "--time-wait", Self.timeRange))
-        try require(OptionChecks.seconds(idleTimeout, "--idle-timeout", Self.timeRange))
-        try require(OptionChecks.integer(maxConnections, "--max-connections", 1 ... 1_048_576))
-        try require(OptionChecks.integer(maxHalfOpen, "--max-half-open", 16 ... 1_048_576))
-        try require(OptionChecks.seconds(handshakeTimeout, "--handshake-timeout", 1 ... 600))
-        try require(OptionChecks.joinPorts(joinPorts.range))
-        try require(OptionChecks.integer(sendBuffer, "--send-buffer", 65_536 ... 1 << 30, "bytes"))
-        try require(OptionChecks.integer(maxSubflows, "--max-subflows", 1 ... 8))
-        try require(OptionChecks.integer(addAddrAccepted, "--add-addr-accepted", 0 ... 8))
-    }
+    func validate() throws { try require(settings.problem) }
 
-    /// The engine's configuration (the values checked by `validate`).
-    var config: EngineConfig {
-        var c = EngineConfig()
-        c.mssClamp = mssClamp
-        c.requestChecksums = checksums
-        c.timeWait = .milliseconds(Int64((timeWait * 1000).rounded()))
-        c.idleTimeout = .milliseconds(Int64((idleTimeout * 1000).rounded()))
-        c.maxConnections = maxConnections
-        c.maxHalfOpen = maxHalfOpen
-        c.handshakeTimeout = .milliseconds(Int64((handshakeTimeout * 1000).rounded()))
-        c.joinPorts = joinPorts.range
-        c.sendBuffer = sendBuffer
-        c.maxSubflows = maxSubflows
-        c.addAddrAccepted = addAddrAccepted
-        return c
+    /// The settings for the shell (checked by `validate`).
+    var settings: EngineSettings {
+        var s = EngineSettings()
+        s.mssClamp = mssClamp
+        s.checksums = checksums
+        s.timeWait = timeWait
+        s.idleTimeout = idleTimeout
+        s.maxConnections = maxConnections
+        s.maxHalfOpen = maxHalfOpen
+        s.handshakeTimeout = handshakeTimeout
+        s.joinPorts = joinPorts.range
+        s.sendBuffer = sendBuffer
+        s.maxSubflows = maxSubflows
+        s.addAddrAccepted = addAddrAccepted
+        return s
     }
 }
 
@@ -144,7 +134,9 @@ struct Run: ParsableCommand {
     var statsInterval: Double = 0
 
     @Flag(help: """
-        While the queue is full (the daemon stalled or overloaded), let packets pass untranslated instead of dropping         them: new connections keep working as plain TCP, but a translated connection whose packets pass is broken         (the other side gets them untranslated) and is reset.
+        While the queue is full (the daemon stalled or overloaded), let packets pass untranslated instead of dropping \
+        them: new connections keep working as plain TCP, but a translated connection whose packets pass is broken \
+        (the other side gets them untranslated) and is reset.
         """)
     var failOpen = false
 
@@ -188,75 +180,22 @@ struct Run: ParsableCommand {
 
     func run() throws {
         // Before any thread exists (iptables runs through Foundation's Process).
-        Daemon<NFQueue, SystemRandomNumberGenerator>.blockSignals()
+        DaemonLauncher.blockSignals()
         var logger = Logger(label: "nfq-mptcp")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         guard geteuid() == 0 else { throw RuntimeError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
-        let specs = uplinkSpecs
-        let names = specs.map(\.name)
-        let ifaces: InterfaceMap
-        do { ifaces = try InterfaceMap(lan: lan, uplinks: names) } catch { throw RuntimeError("\(error)") }
-        var config = engine.config
-        // The uplinks' own addresses, now (the sources of the subflows the
-        // gateway opens; needed only with two or more uplinks), and their
-        // MTUs (segment sizes; changes are followed on rtnetlink).
-        for s in specs {
-            let a = InterfaceAddresses.global(of: s.name)
-            let mtu = InterfaceMTU.of(s.name) ?? 1500
-            if specs.count > 1 && a.isEmpty {
-                throw RuntimeError("uplink '\(s.name)' has no global IPv4 or IPv6 address (see: ip addr show \(s.name))")
-            }
-            config.uplinks.append(UplinkConfig(addresses: a, backup: s.backup, mtu: mtu))
-            logger.info("uplink \(config.uplinks.count - 1): \(s.name)\(s.backup ? " (backup)" : ""), MTU \(mtu)",
-                        metadata: ["addresses": "\(a.map(\.description).joined(separator: ","))"])
-        }
-        let multipath = config.multipath
-        let rules = Rules(queue: queue, interfaces: lan + names, lan: lan,
-                          multipath: multipath ? zip(specs, config.uplinks).map { Rules.Uplink(device: $0.name, addresses: $1.addresses) } : [],
-                          joinPorts: config.joinPorts, logger: logger)
-        logger.debug("rules\(installRules ? "" : " (not installed: no --install-rules)"):\n\(rules.listing)")
-        // An uplink with no route from its address: refused before anything is installed.
-        if installRules, !rules.problems.isEmpty { throw RuntimeError(rules.problems.joined(separator: "; ")) }
-        for p in rules.problems { logger.warning("\(p)") }
-        if installRules {
-            do { try rules.install() } catch {
-                rules.remove()
-                throw RuntimeError("installing rules: \(error)")
-            }
-        }
-        defer { if installRules { rules.remove() } }
-        let q: NFQueue
-        do { q = try NFQueue(number: queue, failOpen: failOpen) } catch { throw RuntimeError("\(error)") }
-        logger.info("queue \(queue) bound\(failOpen ? " (fail-open)" : "")", metadata: ["lan": "\(lan)", "uplinks": "\(uplink)"])
-        // Multipath: what leaves by uplink k leaves through uplink k.
-        let sender: RawSender
-        do {
-            sender = try RawSender(uplinks: multipath ? zip(specs, config.uplinks).map {
-                RawSender.Uplink(device: $0.name, addresses: $1.addresses)
-            } : [])
-        } catch { throw RuntimeError("\(error)") }
-        if let seed {
-            try serve(Engine(config: config, random: SeededRandom(seed: seed)), q, ifaces, sender, logger)
-        } else {
-            try serve(Engine(config: config, random: SystemRandomNumberGenerator()), q, ifaces, sender, logger)
-        }
-    }
-
-    func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ q: NFQueue, _ i: InterfaceMap, _ sender: RawSender, _ logger: Logger) throws {
-        let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
-        if let record { d.recorder = try Recorder(path: record) }
-        if !stateDir.isEmpty {
-            // Connections an earlier instance left (killed): reset at both ends.
-            let now = MonotonicClock.now()
-            var taken = 0
-            let j = try Journal(path: Journal.defaultPath(directory: stateDir, queue: queue),
-                                slots: engine.maxConnections + 64) { if e.recover(record: $0, now: now) { taken += 1 } }
-            if taken > 0 { logger.notice("resetting at both ends \(taken) connection(s) an earlier instance left (\(j.path))") }
-            d.journal = j
-        }
-        // Link state (multipath: failover) and MTU changes (every uplink).
-        d.links = e.config.multipath ? try LinkMonitor() : try? LinkMonitor()
-        try d.run(statsEvery: statsInterval > 0 ? .milliseconds(Int64((statsInterval * 1000).rounded())) : nil)
+        var s = DaemonSetup()
+        s.queue = queue
+        s.lan = lan
+        s.uplinks = uplinkSpecs
+        s.installRules = installRules
+        s.failOpen = failOpen
+        s.statsInterval = statsInterval
+        s.record = record
+        s.seed = seed
+        s.stateDir = stateDir
+        s.engine = engine.settings
+        do { try DaemonLauncher.run(s, logger: logger) } catch let e as StartError { throw RuntimeError(e.description) }
     }
 }
 
@@ -284,27 +223,12 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
-    func validate() throws { _ = try prefixes() }
-
-    func prefixes() throws -> [(IPAddress, Int)] {
-        var prefixes: [(IPAddress, Int)] = []
-        for p in lan {
-            let parts = p.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 2, let a = IPAddress(String(parts[0])), let l = Int(parts[1]) else {
-                throw ValidationError("--lan '\(p)': want ADDR/LEN")
-            }
-            try require(OptionChecks.prefixLength(l, of: a, "--lan"))
-            prefixes.append((a, l))
-        }
-        return prefixes
+    func validate() throws {
+        do { _ = try ReplayLauncher.prefixes(lan) } catch { throw ValidationError(error.description) }
     }
 
     func run() throws {
-        let prefixes = try prefixes()
-        let e = Engine(config: engine.config, random: SeededRandom(seed: seed))
-        let r = try Replayer.run(input: input, output: output, engine: e, rule: .init(lanPrefixes: prefixes))
-        print("replayed \(r.inputs) packets: \(r.outputs) out, \(r.drops) dropped; connections \(r.stats.connectionsOpened) "
-            + "(mptcp \(r.stats.connectionsMPTCP), fallback \(r.stats.connectionsFallback))")
+        print(try ReplayLauncher.run(input: input, output: output, seed: seed, lan: lan, engine: engine.settings))
     }
 }
 

@@ -1,5 +1,6 @@
 import MPTCPStack
 import Testing
+import Tools
 import Translator
 
 /// Every packet of every reference capture (recorded from the Linux kernel)

@@ -1,6 +1,7 @@
 import Foundation
 import MPTCPStack
 import Testing
+import Tools
 import Translator
 
 /// `inspect` on hostile input: it reports and goes on.

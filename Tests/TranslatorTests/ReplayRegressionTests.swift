@@ -1,6 +1,7 @@
 import Foundation
 import MPTCPStack
 import Testing
+import Tools
 import Translator
 
 /// Pcap replay regression: captures recorded by the daemon (`--record`,

@@ -1,6 +1,7 @@
 import Foundation
 import MPTCPStack
 import Testing
+import Tools
 import Translator
 
 /// `nfq-mptcp inspect --json` against an independent dissector: for every

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Logging
 import MPTCPStack
+import Tools
 
 /// Monotonic clock for the engine.
 public enum MonotonicClock {
