@@ -70,15 +70,32 @@ grep -q "^$MP_C_ADDR\b" "$WORK/peers-d.log"; check "D's server sees C's own addr
 grep -q "^$D_ADDR\b" "$WORK/peers-c.log"; check "C's server sees D's own address" $? "$(sort -u "$WORK/peers-c.log" | head -3 | tr '\n' ' ')"
 
 # Throughput C -> D, each direction, against the uplinks alone.
-in_ns $C python3 "$XFER" up $D_ADDR 5002 0 33 --duration $DURATION --timeout $((DURATION + 60)) >"$WORK/fup.json" 2>&1
+# Halfway through each, both gateways log their connections (SIGUSR1: each
+# subflow's cwnd, ssthresh, RTT), printed below should the check fail.
+dump_midway() { (sleep $((DURATION / 2)); kill -USR1 $DAEMON_A $DAEMON_B) & }
+dump_midway
+in_ns $C python3 "$XFER" up $D_ADDR 5002 0 33 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fup.trace" >"$WORK/fup.json" 2>&1
 check "federation upload ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fup.json")"
-in_ns $C python3 "$XFER" down $D_ADDR 5002 0 34 --duration $DURATION --timeout $((DURATION + 60)) >"$WORK/fdown.json" 2>&1
+dump_midway
+in_ns $C python3 "$XFER" down $D_ADDR 5002 0 34 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fdown.trace" >"$WORK/fdown.json" 2>&1
 check "federation download ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fdown.json")"
 f_up=$(rate "$WORK/fup.json"); f_down=$(rate "$WORK/fdown.json")
 ratio() { python3 -c "print(round($1 / max($2 + $3, 0.001), 3))"; }
 echo "RESULT federation_up_mbit=$f_up federation_down_mbit=$f_down aggregation_up=$(ratio $f_up $p1_up $p2_up) aggregation_down=$(ratio $f_down $p1_down $p2_down)"
 python3 -c "import sys; sys.exit(0 if $f_up > 1.1 * max($p1_up, $p2_up) and $f_down > 1.1 * max($p1_down, $p2_down) else 1)"
-check "federation beats the best single uplink by 10% each way" $? "up $f_up, down $f_down Mbit/s; uplinks alone up $p1_up + $p2_up, down $p1_down + $p2_down"
+beats=$?
+check "federation beats the best single uplink by 10% each way" $beats "up $f_up, down $f_down Mbit/s; uplinks alone up $p1_up + $p2_up, down $p1_down + $p2_down"
+echo "# upload (acked) $(trace_summary "$WORK/fup.trace" 4 0 0 $DURATION | head -1)"
+echo "# download (received) $(trace_summary "$WORK/fdown.trace" 5 0 0 $DURATION | head -1)"
+if [ $beats -ne 0 ]; then # diagnosis: the gateways' counters and subflows
+    kill -USR1 $DAEMON_A $DAEMON_B; sleep 0.5
+    for g in "A $WORK/daemon.log" "B $WORK/daemon-b.log"; do
+        set -- $g
+        echo "# daemon $1: $(grep 'responder_syns' "$2" | tail -1)"
+        echo "# daemon $1, its multipath connections halfway through each transfer:"
+        grep -E 'phase |\[[0-9]\] .* cwnd ' "$2" | head -40 | sed 's/^/#   /'
+    done
+fi
 
 # Failover: uplink 1 cut beyond A (in L1) 10 s .. 20 s into a 30 s transfer;
 # both senders are nfq-mptcp engines (A's for the upload, B's for the download).
