@@ -85,8 +85,12 @@ let package = Package(
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 
-        .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack"]),
-        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "Tools", "MPTCPStack", "Workloads", "CAllocCounter",
+        // Helpers shared by the test targets: packet builders, the engine
+        // harness, the network simulator, test vectors, seeded randomness.
+        .target(name: "TestSupport", dependencies: ["MPTCPStack"], path: "Tests/TestSupport"),
+
+        .testTarget(name: "MPTCPStackTests", dependencies: ["MPTCPStack", "TestSupport"]),
+        .testTarget(name: "TranslatorTests", dependencies: ["Translator", "Tools", "MPTCPStack", "TestSupport", "Workloads", "CAllocCounter",
                                                          .product(name: "Logging", package: "swift-log")]),
         // Runs netns/*.sh (namespaces, the daemon, the kernel's MPTCP).
         .testTarget(name: "IntegrationTests"),

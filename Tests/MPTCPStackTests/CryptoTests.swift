@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 @Suite("MPTCP crypto (RFC 8684 §3.1, §3.2, §3.4.1)")

@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 /// Seeded mutation fuzzing of the captured packets. A failure message names

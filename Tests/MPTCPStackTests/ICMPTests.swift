@@ -1,4 +1,5 @@
 @testable import MPTCPStack
+import TestSupport
 import Testing
 
 @Suite("ICMP")

@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Send/expect tests of the initiator role against peers with settings other

@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Engine defects the live fuzz (Sources/Workloads/LiveFuzz.swift, `Bench

@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Send/expect tests of multipath connections (two uplinks): joins with their

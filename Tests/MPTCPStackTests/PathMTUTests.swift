@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Send/expect tests of segment sizes per uplink (issue 12): the MSS announced

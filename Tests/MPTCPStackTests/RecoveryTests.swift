@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Crash recovery (Recovery.swift): an engine's recovery records, handed to

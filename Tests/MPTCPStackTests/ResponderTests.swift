@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Send/expect tests of the responder role: the MPTCP peer opens the

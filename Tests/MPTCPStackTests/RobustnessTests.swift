@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Issue 13: time arithmetic never traps, whatever the configuration gives

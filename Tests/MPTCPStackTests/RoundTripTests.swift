@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 @Suite("Hand-built option vectors (RFC 8684 layouts)")

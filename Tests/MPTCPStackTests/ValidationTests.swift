@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 // Issue 13: segments the engine must not act on (forged from an uplink), in

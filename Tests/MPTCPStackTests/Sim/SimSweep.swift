@@ -1,4 +1,5 @@
 import MPTCPStack
+import TestSupport
 import Testing
 
 extension SimTests {

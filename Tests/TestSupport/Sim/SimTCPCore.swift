@@ -13,23 +13,23 @@ import Darwin
 // MARK: - Packets
 
 /// A received packet, decoded once into what the hosts look at.
-struct SimSegment {
-    var source: Endpoint
-    var destination: Endpoint
-    var seq: TCPSeq
-    var ack: TCPSeq
-    var flags: UInt8
-    var window: UInt16
-    var payload: [UInt8]
-    var mss: UInt16?
-    var windowScale: UInt8?
-    var sackPermitted = false
-    var timestamp: (value: UInt32, echo: UInt32)?
-    var mptcp: [MPTCPOption] = []
+package struct SimSegment {
+    package var source: Endpoint
+    package var destination: Endpoint
+    package var seq: TCPSeq
+    package var ack: TCPSeq
+    package var flags: UInt8
+    package var window: UInt16
+    package var payload: [UInt8]
+    package var mss: UInt16?
+    package var windowScale: UInt8?
+    package var sackPermitted = false
+    package var timestamp: (value: UInt32, echo: UInt32)?
+    package var mptcp: [MPTCPOption] = []
     /// Why the packet is unacceptable (bad checksum, undecodable option), if it is.
-    var defect: String?
+    package var defect: String?
 
-    init?(_ bytes: [UInt8]) {
+    package init?(_ bytes: [UInt8]) {
         let parsed: (SimSegment?) = bytes.withUnsafeBytes { raw -> SimSegment? in
             guard let v = try? TCPPacketView(raw) else { return nil }
             return SimSegment(v)
@@ -57,25 +57,25 @@ struct SimSegment {
         }
     }
 
-    func has(_ f: UInt8) -> Bool { flags & f != 0 }
+    package func has(_ f: UInt8) -> Bool { flags & f != 0 }
 
-    var mpCapable: MPCapable? {
+    package var mpCapable: MPCapable? {
         for m in mptcp { if case .mpCapable(let x) = m { return x } }
         return nil
     }
 
-    var mpJoin: MPJoin? {
+    package var mpJoin: MPJoin? {
         for m in mptcp { if case .mpJoin(let x) = m { return x } }
         return nil
     }
 
-    var dss: DSS? {
+    package var dss: DSS? {
         for m in mptcp { if case .dss(let x) = m { return x } }
         return nil
     }
 
     /// One line for traces: "10.0.0.1:40000 > 203.0.113.5:443 S. seq ack win len [opts]".
-    var summary: String {
+    package var summary: String {
         "\(source) > \(destination) \(TCPFlags.string(flags)) seq \(seq) ack \(ack) win \(window) len \(payload.count)"
             + (mptcp.isEmpty ? "" : " \(mptcp)")
     }
@@ -84,7 +84,7 @@ struct SimSegment {
 /// A complete IPv4/IPv6 + TCP packet (lengths and checksums set), written
 /// straight into bytes (the value types of `makeTCPPacket` are the same
 /// wire format, but slower in debug builds, and the simulation builds many).
-func simPacket(from src: Endpoint, to dst: Endpoint, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+package func simPacket(from src: Endpoint, to dst: Endpoint, seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
                options: [TCPOption], payload: [UInt8] = []) -> [UInt8] {
     let optLen = simOptionBytes(options)
     let tcpLen = 20 + optLen + payload.count
@@ -120,7 +120,7 @@ func simPacket(from src: Endpoint, to dst: Endpoint, seq: TCPSeq, ack: TCPSeq, f
 }
 
 /// Source and destination of a TCP/IP packet, without decoding the rest.
-func simAddresses(_ bytes: [UInt8]) -> (source: Endpoint, destination: Endpoint)? {
+package func simAddresses(_ bytes: [UInt8]) -> (source: Endpoint, destination: Endpoint)? {
     bytes.withUnsafeBytes { raw in
         guard let v = try? TCPPacketView(raw) else { return nil }
         return (Endpoint(address: v.source, port: v.tcp.sourcePort), Endpoint(address: v.destination, port: v.tcp.destinationPort))
@@ -128,7 +128,7 @@ func simAddresses(_ bytes: [UInt8]) -> (source: Endpoint, destination: Endpoint)
 }
 
 /// Bytes of TCP options as they will be padded on the wire.
-func simOptionBytes(_ options: [TCPOption]) -> Int {
+package func simOptionBytes(_ options: [TCPOption]) -> Int {
     (options.reduce(0) { $0 + $1.encodedLength } + 3) & ~3
 }
 
@@ -137,9 +137,15 @@ func simOptionBytes(_ options: [TCPOption]) -> Int {
 /// The bytes one end sends: a deterministic pseudo-random pattern of
 /// `count` bytes from `seed`, recomputable at any offset, so the receiver
 /// checks every byte without a copy of the stream.
-struct SimStream: Sendable {
-    let seed: UInt64
-    let count: Int
+package struct SimStream: Sendable {
+    package let seed: UInt64
+    package let count: Int
+
+    /// (The memberwise initializer, spelled out: an implicit one is internal.)
+    package init(seed: UInt64, count: Int) {
+        self.seed = seed
+        self.count = count
+    }
 
     private func word(_ k: Int) -> UInt64 {
         var z = seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15
@@ -150,7 +156,7 @@ struct SimStream: Sendable {
 
     /// The bytes at offsets `r` (whole words at a time: the hosts make and
     /// check every byte of every segment, in debug builds too).
-    func bytes(_ r: Range<Int>) -> [UInt8] {
+    package func bytes(_ r: Range<Int>) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: r.count) { buf, n in
             n = r.count
             guard r.count > 0 else { return }
@@ -175,7 +181,7 @@ struct SimStream: Sendable {
 
     /// The offset of the first byte of `b` (placed at `offset`) that differs
     /// from the stream, or that lies beyond its end; nil when all match.
-    func firstMismatch(_ b: [UInt8], at offset: Int) -> Int? {
+    package func firstMismatch(_ b: [UInt8], at offset: Int) -> Int? {
         if offset + b.count > count { return max(offset, count) }
         if b.isEmpty { return nil }
         let expected = bytes(offset ..< offset + b.count)
@@ -188,21 +194,21 @@ struct SimStream: Sendable {
 
 /// Reassembles a byte stream from pieces at offsets: returns the bytes that
 /// became contiguous with each piece, keeps the rest until the gap fills.
-struct SimReassembly {
+package struct SimReassembly {
     /// The offset of the next byte expected in order.
-    private(set) var next: Int
+    package private(set) var next: Int
     /// Out-of-order pieces (start offset, bytes), unsorted.
     private var pending: [(start: Int, bytes: [UInt8])] = []
 
-    init(next: Int = 0) { self.next = next }
+    package init(next: Int = 0) { self.next = next }
 
-    var pendingBytes: Int { pending.reduce(0) { $0 + $1.bytes.count } }
+    package var pendingBytes: Int { pending.reduce(0) { $0 + $1.bytes.count } }
     /// The highest offset held, in order or not.
-    var highest: Int { pending.reduce(next) { max($0, $1.start + $1.bytes.count) } }
+    package var highest: Int { pending.reduce(next) { max($0, $1.start + $1.bytes.count) } }
 
     /// Adds `bytes` at `start`; returns the newly in-order bytes (from the
     /// old `next` on).
-    mutating func insert(_ bytes: [UInt8], at start: Int) -> [UInt8] {
+    package mutating func insert(_ bytes: [UInt8], at start: Int) -> [UInt8] {
         let end = start + bytes.count
         guard end > next, !bytes.isEmpty else { return [] }
         if start > next {
@@ -236,7 +242,7 @@ struct SimReassembly {
     }
 
     /// Skips the stream forward to `offset` (a FIN's place, say).
-    mutating func advance(to offset: Int) { if offset > next { next = offset } }
+    package mutating func advance(to offset: Int) { if offset > next { next = offset } }
 }
 
 // MARK: - The sending side of TCP
@@ -246,54 +252,54 @@ struct SimReassembly {
 /// retransmission timer (RFC 6298, Karn's rule, exponential backoff, Linux's
 /// 200 ms floor). The host decides what lies at each offset and sends it;
 /// this struct decides how much, and when to go back.
-struct SimSender {
-    static let minRTO: UInt64 = 200_000_000
-    static let maxRTO: UInt64 = 60_000_000_000
-    static let initialRTO: UInt64 = 1_000_000_000
+package struct SimSender {
+    package static let minRTO: UInt64 = 200_000_000
+    package static let maxRTO: UInt64 = 60_000_000_000
+    package static let initialRTO: UInt64 = 1_000_000_000
 
-    var mss = 536
+    package var mss = 536
     /// Oldest unacknowledged offset.
-    private(set) var una = 0
+    package private(set) var una = 0
     /// Next offset to send (moves back to `una` on a timeout: go-back-N).
-    private(set) var nxt = 0
+    package private(set) var nxt = 0
     /// One past the highest offset ever sent.
-    private(set) var max = 0
+    package private(set) var max = 0
     /// The peer's receive window in bytes (scaled), from the latest ACK.
-    var peerWindow = 65_535
-    private(set) var cwnd = 10 * 536
-    private(set) var ssthresh = Int.max / 4
-    private(set) var dupAcks = 0
-    private(set) var inRecovery = false
+    package var peerWindow = 65_535
+    package private(set) var cwnd = 10 * 536
+    package private(set) var ssthresh = Int.max / 4
+    package private(set) var dupAcks = 0
+    package private(set) var inRecovery = false
     private var recover = 0
     private var srtt: Double? // nanoseconds
     private var rttvar: Double = 0
     private var rto = SimSender.initialRTO
     /// Timeouts since the last ACK that advanced `una` (doubles the RTO).
-    private(set) var backoff = 0
+    package private(set) var backoff = 0
     /// The segment being timed for an RTT sample: its end and send time.
     private var timed: (end: Int, at: Instant)?
     /// When the retransmission timer fires; nil when nothing is outstanding.
-    private(set) var timerDeadline: Instant?
+    package private(set) var timerDeadline: Instant?
     /// Counters.
-    private(set) var retransmittedSegments = 0
-    private(set) var timeouts = 0
-    private(set) var fastRetransmits = 0
+    package private(set) var retransmittedSegments = 0
+    package private(set) var timeouts = 0
+    package private(set) var fastRetransmits = 0
 
     /// The retransmission timeout now in force (backed off).
-    var currentRTO: UInt64 { Swift.min(rto << UInt64(Swift.min(backoff, 16)), Self.maxRTO) }
-    var smoothedRTT: Double? { srtt }
+    package var currentRTO: UInt64 { Swift.min(rto << UInt64(Swift.min(backoff, 16)), Self.maxRTO) }
+    package var smoothedRTT: Double? { srtt }
     /// Bytes the window lets the sender put beyond `nxt` now.
-    var room: Int { una + Swift.min(cwnd, peerWindow) - nxt }
-    var outstanding: Bool { max > una }
+    package var room: Int { una + Swift.min(cwnd, peerWindow) - nxt }
+    package var outstanding: Bool { max > una }
 
     /// The handshake is done: the peer's MSS is known; initial window 10 segments.
-    mutating func established(mss: Int) {
+    package mutating func established(mss: Int) {
         self.mss = mss
         cwnd = 10 * mss
     }
 
     /// The host sent offsets [from, to) (new or again).
-    mutating func sent(_ from: Int, _ to: Int, now: Instant) {
+    package mutating func sent(_ from: Int, _ to: Int, now: Instant) {
         if from < max {
             retransmittedSegments += 1
             if let t = timed, from < t.end { timed = nil } // Karn: no sample from a retransmitted range
@@ -305,7 +311,7 @@ struct SimSender {
         if timerDeadline == nil { timerDeadline = now + .simNanoseconds(currentRTO) }
     }
 
-    enum AckOutcome: Equatable {
+    package enum AckOutcome: Equatable {
         /// Older than `una`, or a non-duplicate ACK of `una`.
         case nothingNew
         case duplicate
@@ -317,7 +323,7 @@ struct SimSender {
     /// Processes an acknowledgment of offset `ack`. `retransmitUna` says the
     /// host must send the segment at `una` again now (fast retransmit, or a
     /// NewReno partial ACK).
-    mutating func onAck(_ ack: Int, window: Int, pureAck: Bool, now: Instant) -> (AckOutcome, retransmitUna: Bool) {
+    package mutating func onAck(_ ack: Int, window: Int, pureAck: Bool, now: Instant) -> (AckOutcome, retransmitUna: Bool) {
         if ack > max { return (.beyondSent, false) }
         if ack < una { return (.nothingNew, false) }
         if ack == una {
@@ -379,7 +385,7 @@ struct SimSender {
 
     /// The retransmission timer fired: collapse the window, back off, and go
     /// back to `una` (the host then sends from `nxt` again).
-    mutating func onTimeout(now: Instant) {
+    package mutating func onTimeout(now: Instant) {
         timeouts += 1
         ssthresh = Swift.max((max - una) / 2, 2 * mss)
         cwnd = mss
@@ -393,7 +399,7 @@ struct SimSender {
     }
 
     /// Arms the timer for a zero-window probe (nothing outstanding).
-    mutating func armPersist(now: Instant) {
+    package mutating func armPersist(now: Instant) {
         if timerDeadline == nil { timerDeadline = now + .simNanoseconds(currentRTO) }
     }
 }

@@ -1,27 +1,27 @@
 import MPTCPStack
 
 /// What went wrong in a run, and (when asked for) a trace of every packet.
-final class SimLog {
+package final class SimLog {
     private let scheduler: SimScheduler
     /// Protocol violations and data errors, first ones first (capped).
-    private(set) var violations: [String] = []
+    package private(set) var violations: [String] = []
     /// The last `traceLimit` events, when tracing.
-    private(set) var trace: [String] = []
-    let tracing: Bool
-    let traceLimit: Int
+    package private(set) var trace: [String] = []
+    package let tracing: Bool
+    package let traceLimit: Int
 
-    init(scheduler: SimScheduler, tracing: Bool = false, traceLimit: Int = 400) {
+    package init(scheduler: SimScheduler, tracing: Bool = false, traceLimit: Int = 400) {
         self.scheduler = scheduler
         self.tracing = tracing
         self.traceLimit = traceLimit
     }
 
-    func violation(_ who: String, _ what: String) {
+    package func violation(_ who: String, _ what: String) {
         if violations.count < 40 { violations.append("[\(scheduler.now)] \(who): \(what)") }
         note(who, "VIOLATION " + what)
     }
 
-    func note(_ who: String, _ what: @autoclosure () -> String) {
+    package func note(_ who: String, _ what: @autoclosure () -> String) {
         guard tracing else { return }
         if trace.count >= traceLimit { trace.removeFirst(trace.count - traceLimit + 1) }
         trace.append("[\(scheduler.now)] \(who): \(what())")
@@ -38,34 +38,34 @@ final class SimLog {
 /// RTO with backoff, fast retransmit and NewReno recovery (`SimSender`);
 /// respects the peer's window and its own congestion window. SACK is
 /// offered but never used (the server model does not grant it).
-final class SimTCPClient {
-    struct Config {
-        var local: Endpoint
-        var remote: Endpoint
-        var upload: SimStream
-        var download: SimStream
-        var isn: UInt32
-        var rcvBuffer = 512 * 1024
-        var windowScale: UInt8 = 7
-        var delayedAck = false
+package final class SimTCPClient {
+    package struct Config {
+        package var local: Endpoint
+        package var remote: Endpoint
+        package var upload: SimStream
+        package var download: SimStream
+        package var isn: UInt32
+        package var rcvBuffer = 512 * 1024
+        package var windowScale: UInt8 = 7
+        package var delayedAck = false
         /// Passive open (a plain TCP server behind a second gateway):
         /// answers the SYN with the options it offered, then as above.
-        var passive = false
-        var name = "client"
+        package var passive = false
+        package var name = "client"
         /// The MSS announced in the SYN (MTU 1500 minus IP and TCP headers).
-        var mss: UInt16 { if case .v6 = local.address { return 1440 } else { return 1460 } }
+        package var mss: UInt16 { if case .v6 = local.address { return 1440 } else { return 1460 } }
     }
 
-    enum State { case idle, synSent, listen, synReceived, established, reset }
+    package enum State { case idle, synSent, listen, synReceived, established, reset }
 
-    let config: Config
+    package let config: Config
     private let scheduler: SimScheduler
     private let log: SimLog
     /// Hands a packet to the LAN link.
-    var transmit: ([UInt8]) -> Void = { _ in }
+    package var transmit: ([UInt8]) -> Void = { _ in }
 
-    private(set) var state = State.idle
-    private(set) var sender = SimSender()
+    package private(set) var state = State.idle
+    package private(set) var sender = SimSender()
     private var rtoTimer: SimTimer!
     private var delackTimer: SimTimer!
     private var isn: TCPSeq
@@ -73,8 +73,8 @@ final class SimTCPClient {
     private var irs = TCPSeq(0)
     private var rcv = SimReassembly()
     private var peerFinAt: Int?
-    private(set) var finReceived = false
-    private(set) var downloadVerified = 0
+    package private(set) var finReceived = false
+    package private(set) var downloadVerified = 0
     private var peerWindowScale: UInt8 = 0
     private var hasPeerWindowScale = false
     private var timestamps = false
@@ -87,16 +87,16 @@ final class SimTCPClient {
     /// Offset of our FIN: the SYN is 0, the data 1 ... count.
     private var finOffset: Int { config.upload.count + 1 }
     /// Our FIN is acknowledged.
-    var finAcked: Bool { sender.una > finOffset }
+    package var finAcked: Bool { sender.una > finOffset }
     /// Uploaded bytes the peer acknowledged.
-    var uploadAcked: Int { min(max(sender.una - 1, 0), config.upload.count) }
+    package var uploadAcked: Int { min(max(sender.una - 1, 0), config.upload.count) }
     /// Everything sent and acknowledged, everything received and checked.
-    var done: Bool { finAcked && finReceived && downloadVerified == config.download.count }
-    var senderStats: String {
+    package var done: Bool { finAcked && finReceived && downloadVerified == config.download.count }
+    package var senderStats: String {
         "retransmits \(sender.retransmittedSegments) timeouts \(sender.timeouts) fast-retransmits \(sender.fastRetransmits)"
     }
 
-    init(config: Config, scheduler: SimScheduler, log: SimLog) {
+    package init(config: Config, scheduler: SimScheduler, log: SimLog) {
         self.config = config
         self.scheduler = scheduler
         self.log = log
@@ -106,10 +106,10 @@ final class SimTCPClient {
     }
 
     /// Passive open: waits for the peer's SYN.
-    func listen() { state = .listen }
+    package func listen() { state = .listen }
 
     /// Active open.
-    func connect() {
+    package func connect() {
         state = .synSent
         send(at: 0, now: scheduler.now)
         syncTimer()
@@ -210,7 +210,7 @@ final class SimTCPClient {
 
     // MARK: Receiving
 
-    func receive(_ bytes: [UInt8]) {
+    package func receive(_ bytes: [UInt8]) {
         guard let s = SimSegment(bytes) else { log.violation(name, "undecodable packet"); return }
         log.note(name, "< " + s.summary)
         if let d = s.defect { log.violation(name, d + ": " + s.summary); return }

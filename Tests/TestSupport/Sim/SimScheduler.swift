@@ -7,37 +7,37 @@ import MPTCPStack
 
 extension Duration {
     /// The duration in whole nanoseconds (negative durations are a bug here).
-    var simNanoseconds: UInt64 {
+    package var simNanoseconds: UInt64 {
         let (s, a) = components
         return UInt64(s) &* 1_000_000_000 &+ UInt64(a / 1_000_000_000)
     }
 
-    static func simNanoseconds(_ ns: UInt64) -> Duration { .nanoseconds(Int64(ns)) }
+    package static func simNanoseconds(_ ns: UInt64) -> Duration { .nanoseconds(Int64(ns)) }
 }
 
 extension Instant {
     /// `self - earlier` (zero when `earlier` is later).
-    func since(_ earlier: Instant) -> Duration {
+    package func since(_ earlier: Instant) -> Duration {
         .simNanoseconds(nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0)
     }
 
     /// Milliseconds since the simulation's epoch (TCP timestamp clocks).
-    var simMilliseconds: UInt32 { UInt32(truncatingIfNeeded: nanoseconds / 1_000_000) }
+    package var simMilliseconds: UInt32 { UInt32(truncatingIfNeeded: nanoseconds / 1_000_000) }
 }
 
 /// A seeded generator shared by reference (a link draws from its own).
-final class SimRandom {
+package final class SimRandom {
     private var g: SplitMix64
-    init(seed: UInt64) { g = SplitMix64(seed: seed) }
-    func next() -> UInt64 { g.next() }
+    package init(seed: UInt64) { g = SplitMix64(seed: seed) }
+    package func next() -> UInt64 { g.next() }
     /// Uniform in [0, 1).
-    func unit() -> Double { Double(g.next() >> 11) * 0x1p-53 }
+    package func unit() -> Double { Double(g.next() >> 11) * 0x1p-53 }
     /// True with probability `p`.
-    func chance(_ p: Double) -> Bool { p > 0 && unit() < p }
+    package func chance(_ p: Double) -> Bool { p > 0 && unit() < p }
 }
 
 /// The event queue. `run` pops events in (time, insertion order).
-final class SimScheduler {
+package final class SimScheduler {
     private struct Event {
         var at: Instant
         var order: UInt64
@@ -47,16 +47,16 @@ final class SimScheduler {
 
     private var heap: [Event] = []
     private var counter: UInt64 = 0
-    private(set) var now: Instant
+    package private(set) var now: Instant
     /// Events run so far.
-    private(set) var eventsRun = 0
+    package private(set) var eventsRun = 0
 
-    init(start: Instant) { now = start }
+    package init(start: Instant) { now = start }
 
-    var isEmpty: Bool { heap.isEmpty }
+    package var isEmpty: Bool { heap.isEmpty }
 
     /// Runs `action` at `t` (never in the past: `t` earlier than now means now).
-    func schedule(at t: Instant, _ action: @escaping () -> Void) {
+    package func schedule(at t: Instant, _ action: @escaping () -> Void) {
         counter += 1
         heap.append(Event(at: max(t, now), order: counter, action: action))
         var i = heap.count - 1
@@ -68,7 +68,7 @@ final class SimScheduler {
         }
     }
 
-    func schedule(after d: Duration, _ action: @escaping () -> Void) { schedule(at: now + d, action) }
+    package func schedule(after d: Duration, _ action: @escaping () -> Void) { schedule(at: now + d, action) }
 
     private func popMin() -> Event {
         let top = heap[0]
@@ -94,7 +94,7 @@ final class SimScheduler {
     /// then stands at the last event run (or at `limit` when it got there).
     /// Returns whether `done()` held.
     @discardableResult
-    func run(until limit: Instant, done: () -> Bool = { false }) -> Bool {
+    package func run(until limit: Instant, done: () -> Bool = { false }) -> Bool {
         if done() { return true }
         while let first = heap.first, first.at <= limit {
             let e = popMin()
@@ -111,27 +111,27 @@ final class SimScheduler {
 /// A restartable one-shot timer on the scheduler. Moving the deadline later
 /// schedules nothing new (the pending event re-arms itself when it fires
 /// early), so a timer restarted on every ACK costs one event per expiry.
-final class SimTimer {
+package final class SimTimer {
     private let scheduler: SimScheduler
     private let action: () -> Void
     /// When the timer fires next; nil when stopped.
-    private(set) var deadline: Instant?
+    package private(set) var deadline: Instant?
     /// The time of the event currently queued for this timer, if any.
     private var queuedAt: Instant?
 
-    init(_ scheduler: SimScheduler, action: @escaping () -> Void) {
+    package init(_ scheduler: SimScheduler, action: @escaping () -> Void) {
         self.scheduler = scheduler
         self.action = action
     }
 
-    func set(_ t: Instant?) {
+    package func set(_ t: Instant?) {
         deadline = t
         guard let t else { return }
         if let q = queuedAt, q <= t { return }
         enqueue(t)
     }
 
-    func stop() { deadline = nil }
+    package func stop() { deadline = nil }
 
     private func enqueue(_ t: Instant) {
         queuedAt = t

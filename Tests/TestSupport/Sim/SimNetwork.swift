@@ -16,21 +16,21 @@ import MPTCPStack
 
 /// The gateway: the engine between the LAN link and the uplinks, with its
 /// timer driven by `nextDeadline`.
-final class SimGateway {
-    let engine: Engine<SplitMix64>
+package final class SimGateway {
+    package let engine: Engine<SplitMix64>
     private let scheduler: SimScheduler
     private let log: SimLog
     private let uplinkAddresses: [[IPAddress]]
     private var timer: SimTimer!
-    var toLAN: ([UInt8]) -> Void = { _ in }
-    var toUplink: (Int, [UInt8]) -> Void = { _, _ in }
+    package var toLAN: ([UInt8]) -> Void = { _ in }
+    package var toUplink: (Int, [UInt8]) -> Void = { _, _ in }
     /// Verdicts by kind ("accept", "rewrite", "drop(reason)").
-    private(set) var verdicts: [String: Int] = [:]
+    package private(set) var verdicts: [String: Int] = [:]
     /// Packets from an uplink addressed to the gateway itself that the
     /// engine let through (the gateway's own stack would get them).
-    private(set) var toGatewayStack = 0
+    package private(set) var toGatewayStack = 0
 
-    init(config: EngineConfig, seed: UInt64, scheduler: SimScheduler, log: SimLog) {
+    package init(config: EngineConfig, seed: UInt64, scheduler: SimScheduler, log: SimLog) {
         engine = Engine(config: config, random: SplitMix64(seed: seed))
         self.scheduler = scheduler
         self.log = log
@@ -65,7 +65,7 @@ final class SimGateway {
         }
     }
 
-    func fromLAN(_ p: [UInt8]) {
+    package func fromLAN(_ p: [UInt8]) {
         if let out = handle(p, .lan) {
             log.note("gateway", "-> uplink: " + (SimSegment(out)?.summary ?? "?"))
             toUplink(uplink(forSource: out), out)
@@ -74,7 +74,7 @@ final class SimGateway {
         rearm()
     }
 
-    func fromUplink(_ k: Int, _ p: [UInt8]) {
+    package func fromUplink(_ k: Int, _ p: [UInt8]) {
         if let out = handle(p, .uplink(UInt8(k))) {
             if let a = simAddresses(out), uplinkAddresses.contains(where: { $0.contains(a.destination.address) }) {
                 toGatewayStack += 1
@@ -105,62 +105,62 @@ final class SimGateway {
 }
 
 /// One uplink of a scenario.
-struct SimUplink: Sendable {
+package struct SimUplink: Sendable {
     /// Gateway -> server, and server -> gateway.
-    var up: LinkProfile
-    var down: LinkProfile
+    package var up: LinkProfile
+    package var down: LinkProfile
     /// Intervals (from the start of the run) during which the link is cut.
-    var cuts: [(from: Duration, to: Duration)] = []
-    var backup = false
+    package var cuts: [(from: Duration, to: Duration)] = []
+    package var backup = false
 
-    init(up: LinkProfile, down: LinkProfile, cuts: [(from: Duration, to: Duration)] = [], backup: Bool = false) {
+    package init(up: LinkProfile, down: LinkProfile, cuts: [(from: Duration, to: Duration)] = [], backup: Bool = false) {
         self.up = up; self.down = down; self.cuts = cuts; self.backup = backup
     }
 
-    init(_ both: LinkProfile, cuts: [(from: Duration, to: Duration)] = []) { self.init(up: both, down: both, cuts: cuts) }
+    package init(_ both: LinkProfile, cuts: [(from: Duration, to: Duration)] = []) { self.init(up: both, down: both, cuts: cuts) }
 }
 
 /// Everything that defines a run; the same scenario gives the same run.
-struct SimScenario: Sendable {
-    var seed: UInt64
-    var upload = 64 * 1024
-    var download = 64 * 1024
-    var ipv6 = false
-    var lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100))
+package struct SimScenario: Sendable {
+    package var seed: UInt64
+    package var upload = 64 * 1024
+    package var download = 64 * 1024
+    package var ipv6 = false
+    package var lan = LinkProfile(rate: 125_000_000, delay: .microseconds(100))
     /// The LAN towards the client, when it differs from `lan` (client to gateway).
-    var lanToClient: LinkProfile?
-    var uplinks: [SimUplink] = [SimUplink(LinkProfile(rate: 2_500_000, delay: .milliseconds(10)))]
-    var delayedAck = false
-    var dataFinWithData = false
+    package var lanToClient: LinkProfile?
+    package var uplinks: [SimUplink] = [SimUplink(LinkProfile(rate: 2_500_000, delay: .milliseconds(10)))]
+    package var delayedAck = false
+    package var dataFinWithData = false
     /// The transfer must be complete by then (simulated time).
-    var deadline: Duration = .seconds(120)
-    var tracing = false
+    package var deadline: Duration = .seconds(120)
+    package var tracing = false
     /// Federation: beyond the uplinks a second engine (responder role,
     /// uplink k = link k) and a plain TCP server behind it, instead of the
     /// MPTCP server model.
-    var federation = false
+    package var federation = false
 
-    init(seed: UInt64) { self.seed = seed }
+    package init(seed: UInt64) { self.seed = seed }
 
     /// For seed sweeps: IPv6 one time in four, delayed ACKs and the
     /// DATA_FIN's form (with the last data or alone) half the time each.
-    mutating func varyEndpoints(_ r: inout SplitMix64) {
+    package mutating func varyEndpoints(_ r: inout SplitMix64) {
         ipv6 = r.next() % 4 == 0
         delayedAck = r.next() % 2 == 0
         dataFinWithData = r.next() % 2 == 0
     }
 
     /// Endpoints and addresses.
-    var client: Endpoint {
+    package var client: Endpoint {
         let port = UInt16(32_768 + seed % 28_000)
         return Endpoint(address: IPAddress(ipv6 ? "fd00:1::10" : "192.168.1.10")!, port: port)
     }
-    var server: Endpoint { Endpoint(address: IPAddress(ipv6 ? "2001:db8:5::5" : "203.0.113.5")!, port: 443) }
-    func uplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:100::\(k + 1)" : "198.51.100.\(k + 1)")! }
+    package var server: Endpoint { Endpoint(address: IPAddress(ipv6 ? "2001:db8:5::5" : "203.0.113.5")!, port: 443) }
+    package func uplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:100::\(k + 1)" : "198.51.100.\(k + 1)")! }
     /// The far gateway's uplink addresses (federation).
-    func farUplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:200::\(k + 1)" : "192.0.2.\(k + 1)")! }
+    package func farUplinkAddress(_ k: Int) -> IPAddress { IPAddress(ipv6 ? "2001:db8:200::\(k + 1)" : "192.0.2.\(k + 1)")! }
 
-    var summary: String {
+    package var summary: String {
         "seed \(seed): \(ipv6 ? "IPv6" : "IPv4"), upload \(upload) B, download \(download) B, \(uplinks.count) uplink(s)"
             + (delayedAck ? ", delayed ACKs" : "") + (dataFinWithData ? ", DATA_FIN with data" : ", DATA_FIN alone")
             + (federation ? ", federation (a second engine and a plain server)" : "")
@@ -168,38 +168,38 @@ struct SimScenario: Sendable {
 }
 
 /// What a run produced.
-struct SimOutcome: Sendable {
-    var scenario: SimScenario
-    var completed = false
-    var finishedAfter: Duration?
-    var uploadVerified = 0
-    var downloadVerified = 0
-    var violations: [String] = []
-    var oversize = 0
-    var toGatewayStack = 0
-    var connectionsAfterTimeWait = -1
-    var serverSubflowsClosed = false
-    var joins = 0
+package struct SimOutcome: Sendable {
+    package var scenario: SimScenario
+    package var completed = false
+    package var finishedAfter: Duration?
+    package var uploadVerified = 0
+    package var downloadVerified = 0
+    package var violations: [String] = []
+    package var oversize = 0
+    package var toGatewayStack = 0
+    package var connectionsAfterTimeWait = -1
+    package var serverSubflowsClosed = false
+    package var joins = 0
     /// The engine's counters at the end.
-    var engineStats = EngineStats()
+    package var engineStats = EngineStats()
     /// The client's retransmitted segments.
-    var clientRetransmits = 0
+    package var clientRetransmits = 0
     /// The model server's data-level retransmissions (its DATA_ACK stalled).
-    var serverDataLevelRetransmits = 0
+    package var serverDataLevelRetransmits = 0
     /// Bytes each uplink delivered, both directions together.
-    var uplinkBytes: [Int] = []
-    var events = 0
-    var details = ""
-    var trace: [String] = []
+    package var uplinkBytes: [Int] = []
+    package var events = 0
+    package var details = ""
+    package var trace: [String] = []
 
     /// Every requirement of a clean run.
-    var ok: Bool {
+    package var ok: Bool {
         completed && violations.isEmpty && uploadVerified == scenario.upload && downloadVerified == scenario.download
             && oversize == 0 && connectionsAfterTimeWait == 0 && serverSubflowsClosed
     }
 
     /// The first thing that went wrong, in one line.
-    var headline: String {
+    package var headline: String {
         if let v = violations.first { return v }
         if !completed { return "stalled: not complete by \(scenario.deadline) (upload \(uploadVerified)/\(scenario.upload), download \(downloadVerified)/\(scenario.download))" }
         if oversize > 0 { return "\(oversize) oversize packets" }
@@ -209,7 +209,7 @@ struct SimOutcome: Sendable {
     }
 
     /// What went wrong, with the scenario to reproduce it and the end of the trace.
-    func report(traceLines: Int) -> String {
+    package func report(traceLines: Int) -> String {
         var r = "SIM FAILURE — reproduce with \(scenario.summary)\n"
         r += "completed \(completed) after \(finishedAfter.map { "\($0)" } ?? "-") (deadline \(scenario.deadline)); "
         r += "upload \(uploadVerified)/\(scenario.upload), download \(downloadVerified)/\(scenario.download); "
@@ -226,23 +226,23 @@ struct SimOutcome: Sendable {
 }
 
 /// The whole network of one scenario, wired and ready to run.
-final class SimNetwork {
-    let scenario: SimScenario
-    let scheduler: SimScheduler
-    let log: SimLog
-    let lan: SimLink
-    let uplinks: [SimLink]
-    let client: SimTCPClient
-    let gateway: SimGateway
+package final class SimNetwork {
+    package let scenario: SimScenario
+    package let scheduler: SimScheduler
+    package let log: SimLog
+    package let lan: SimLink
+    package let uplinks: [SimLink]
+    package let client: SimTCPClient
+    package let gateway: SimGateway
     /// The MPTCP server model, or (federation) the far gateway, its LAN and
     /// the plain TCP server behind it.
-    let server: SimMPTCPPeer?
-    let farGateway: SimGateway?
-    let farLAN: SimLink?
-    let farHost: SimTCPClient?
-    let start = Instant.seconds(1000)
+    package let server: SimMPTCPPeer?
+    package let farGateway: SimGateway?
+    package let farLAN: SimLink?
+    package let farHost: SimTCPClient?
+    package let start = Instant.seconds(1000)
 
-    init(_ s: SimScenario) {
+    package init(_ s: SimScenario) {
         scenario = s
         scheduler = SimScheduler(start: start)
         log = SimLog(scheduler: scheduler, tracing: s.tracing)
@@ -326,7 +326,7 @@ final class SimNetwork {
     }
 
     /// Runs the transfer to its end (or the deadline), then the time-wait.
-    func run() -> SimOutcome {
+    package func run() -> SimOutcome {
         var o = SimOutcome(scenario: scenario)
         farHost?.listen()
         client.connect()
@@ -373,7 +373,7 @@ final class SimNetwork {
 }
 
 /// Runs a scenario; on failure runs it again with tracing, for the report.
-func simulate(_ s: SimScenario) -> SimOutcome {
+package func simulate(_ s: SimScenario) -> SimOutcome {
     let o = SimNetwork(s).run()
     if o.ok || s.tracing { return o }
     var t = s

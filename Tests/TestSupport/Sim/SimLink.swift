@@ -7,24 +7,24 @@ import MPTCPStack
 // when it arrives during a cut.
 
 /// One direction's characteristics.
-struct LinkProfile: Sendable {
+package struct LinkProfile: Sendable {
     /// Serialization rate in bytes per second; 0 = unlimited.
-    var rate: Double = 0
+    package var rate: Double = 0
     /// One-way propagation delay.
-    var delay: Duration = .milliseconds(5)
+    package var delay: Duration = .milliseconds(5)
     /// Probability that a packet is lost.
-    var loss: Double = 0
+    package var loss: Double = 0
     /// Probability that a packet is held back by `reorderDelay` (arriving
     /// after packets sent later).
-    var reorder: Double = 0
-    var reorderDelay: Duration = .milliseconds(4)
+    package var reorder: Double = 0
+    package var reorderDelay: Duration = .milliseconds(4)
     /// Drop-tail limit on the bytes waiting for serialization.
-    var queueLimit: Int = 256 * 1024
+    package var queueLimit: Int = 256 * 1024
     /// Larger packets are dropped and counted as `oversize` (a bug of
     /// whoever built them: the tests require zero).
-    var mtu: Int = 1500
+    package var mtu: Int = 1500
 
-    init(rate: Double = 0, delay: Duration = .milliseconds(5), loss: Double = 0, reorder: Double = 0,
+    package init(rate: Double = 0, delay: Duration = .milliseconds(5), loss: Double = 0, reorder: Double = 0,
          reorderDelay: Duration = .milliseconds(4), queueLimit: Int = 256 * 1024, mtu: Int = 1500) {
         self.rate = rate; self.delay = delay; self.loss = loss; self.reorder = reorder
         self.reorderDelay = reorderDelay; self.queueLimit = queueLimit; self.mtu = mtu
@@ -32,16 +32,16 @@ struct LinkProfile: Sendable {
 }
 
 /// What happened to the packets offered to one direction.
-struct LinkCounters: Sendable, CustomStringConvertible {
-    var offered = 0, delivered = 0, deliveredBytes = 0, lost = 0, queueDrops = 0, cutDrops = 0, oversize = 0, reordered = 0
-    var description: String {
+package struct LinkCounters: Sendable, CustomStringConvertible {
+    package var offered = 0, delivered = 0, deliveredBytes = 0, lost = 0, queueDrops = 0, cutDrops = 0, oversize = 0, reordered = 0
+    package var description: String {
         "offered \(offered) delivered \(delivered) (\(deliveredBytes) B) lost \(lost) queue-drops \(queueDrops) cut-drops \(cutDrops) oversize \(oversize) reordered \(reordered)"
     }
 }
 
-final class SimLink {
+package final class SimLink {
     /// Which way a packet goes: from end A to end B, or back.
-    enum Direction { case aToB, bToA }
+    package enum Direction { case aToB, bToA }
 
     private struct Pipe {
         var profile: LinkProfile
@@ -50,26 +50,26 @@ final class SimLink {
         var counters = LinkCounters()
     }
 
-    let name: String
+    package let name: String
     private let scheduler: SimScheduler
     private let random: SimRandom
     private var pipes: [Pipe]
     /// Intervals [from, to) during which the link is down.
-    var cuts: [(from: Instant, to: Instant)] = []
+    package var cuts: [(from: Instant, to: Instant)] = []
 
-    init(name: String, scheduler: SimScheduler, seed: UInt64, aToB: LinkProfile, bToA: LinkProfile) {
+    package init(name: String, scheduler: SimScheduler, seed: UInt64, aToB: LinkProfile, bToA: LinkProfile) {
         self.name = name
         self.scheduler = scheduler
         random = SimRandom(seed: seed)
         pipes = [Pipe(profile: aToB), Pipe(profile: bToA)]
     }
 
-    func counters(_ d: Direction) -> LinkCounters { pipes[d == .aToB ? 0 : 1].counters }
+    package func counters(_ d: Direction) -> LinkCounters { pipes[d == .aToB ? 0 : 1].counters }
 
-    func isCut(at t: Instant) -> Bool { cuts.contains { $0.from <= t && t < $0.to } }
+    package func isCut(at t: Instant) -> Bool { cuts.contains { $0.from <= t && t < $0.to } }
 
     /// Offers a packet to one direction; `deliver` runs when (if) it arrives.
-    func send(_ packet: [UInt8], _ d: Direction, deliver: @escaping ([UInt8]) -> Void) {
+    package func send(_ packet: [UInt8], _ d: Direction, deliver: @escaping ([UInt8]) -> Void) {
         let i = d == .aToB ? 0 : 1
         let now = scheduler.now
         let p = pipes[i].profile

@@ -11,13 +11,13 @@ import Testing
 
 extension Endpoint {
     /// "192.0.2.1" or "2001:db8::1" and a port (traps on bad text: a test bug).
-    init(_ text: String, _ port: UInt16) {
+    package init(_ text: String, _ port: UInt16) {
         self.init(address: IPAddress(text)!, port: port)
     }
 }
 
 /// One IPv4 or IPv6 packet carrying TCP, lengths and checksums filled in.
-func makeTCPPacket(from src: Endpoint, to dst: Endpoint, seq: UInt32, ack: UInt32, flags: UInt8,
+package func makeTCPPacket(from src: Endpoint, to dst: Endpoint, seq: UInt32, ack: UInt32, flags: UInt8,
                    window: UInt16 = 502, options: [TCPOption] = [], payload: [UInt8] = [],
                    ipv4Options: [UInt8] = [], ipv6ExtensionHeaders: [UInt8] = [],
                    identification: UInt16 = 0x1234) -> [UInt8] {
@@ -43,10 +43,10 @@ func makeTCPPacket(from src: Endpoint, to dst: Endpoint, seq: UInt32, ack: UInt3
 }
 
 /// IPv6 destination options header (8 bytes: PadN) whose Next Header is TCP.
-let destinationOptionsToTCP: [UInt8] = [IPProtocol.tcp, 0, 1, 4, 0, 0, 0, 0]
+package let destinationOptionsToTCP: [UInt8] = [IPProtocol.tcp, 0, 1, 4, 0, 0, 0, 0]
 
 /// Deterministic payload bytes (8 per generator step: cheap even in debug builds).
-func randomBytes(_ n: Int, _ rng: inout SplitMix64) -> [UInt8] {
+package func randomBytes(_ n: Int, _ rng: inout SplitMix64) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: n) { buf, count in
         var i = 0
         while i < n {
@@ -64,38 +64,38 @@ func randomBytes(_ n: Int, _ rng: inout SplitMix64) -> [UInt8] {
 // MARK: - Decoding what comes out
 
 /// A packet the engine let through or originated, decoded.
-struct Decoded {
-    let bytes: [UInt8]
-    let packet: TCPPacket
+package struct Decoded {
+    package let bytes: [UInt8]
+    package let packet: TCPPacket
 
-    init?(_ bytes: [UInt8]) {
+    package init?(_ bytes: [UInt8]) {
         guard let p = parsePacket(bytes).value else { return nil }
         self.bytes = bytes
         packet = p
     }
 
-    var tcp: TCPHeader { packet.tcpHeader }
-    var seq: UInt32 { tcp.seq.rawValue }
-    var ack: UInt32 { tcp.ack.rawValue }
-    var flags: UInt8 { tcp.flags }
-    var window: UInt16 { tcp.window }
-    var payload: [UInt8] { packet.payload }
-    var options: [TCPOption] { tcp.options.array }
-    var mptcp: [MPTCPOption] { options.compactMap { if case .mptcp(let m) = $0 { return m } else { return nil } } }
-    var mpCapable: MPCapable? { mptcp.lazy.compactMap { if case .mpCapable(let x) = $0 { return x } else { return nil } }.first }
-    var dss: DSS? { mptcp.lazy.compactMap { if case .dss(let x) = $0 { return x } else { return nil } }.first }
-    var mss: UInt16? { options.lazy.compactMap { if case .maxSegmentSize(let x) = $0 { return x } else { return nil } }.first }
+    package var tcp: TCPHeader { packet.tcpHeader }
+    package var seq: UInt32 { tcp.seq.rawValue }
+    package var ack: UInt32 { tcp.ack.rawValue }
+    package var flags: UInt8 { tcp.flags }
+    package var window: UInt16 { tcp.window }
+    package var payload: [UInt8] { packet.payload }
+    package var options: [TCPOption] { tcp.options.array }
+    package var mptcp: [MPTCPOption] { options.compactMap { if case .mptcp(let m) = $0 { return m } else { return nil } } }
+    package var mpCapable: MPCapable? { mptcp.lazy.compactMap { if case .mpCapable(let x) = $0 { return x } else { return nil } }.first }
+    package var dss: DSS? { mptcp.lazy.compactMap { if case .dss(let x) = $0 { return x } else { return nil } }.first }
+    package var mss: UInt16? { options.lazy.compactMap { if case .maxSegmentSize(let x) = $0 { return x } else { return nil } }.first }
     /// The TCP option area's length in bytes.
-    var optionLength: Int { tcp.encodedLength - 20 }
+    package var optionLength: Int { tcp.encodedLength - 20 }
 
-    var source: Endpoint {
+    package var source: Endpoint {
         switch packet.ipHeader {
         case .v4(let h): return Endpoint(address: .v4(h.source), port: tcp.sourcePort)
         case .v6(let h): return Endpoint(address: .v6(h.source), port: tcp.sourcePort)
         }
     }
 
-    var destination: Endpoint {
+    package var destination: Endpoint {
         switch packet.ipHeader {
         case .v4(let h): return Endpoint(address: .v4(h.destination), port: tcp.destinationPort)
         case .v6(let h): return Endpoint(address: .v6(h.destination), port: tcp.destinationPort)
@@ -104,21 +104,21 @@ struct Decoded {
 }
 
 /// What one event produced.
-struct EngineEvent {
-    let input: [UInt8]
-    let verdict: Verdict
+package struct EngineEvent {
+    package let input: [UInt8]
+    package let verdict: Verdict
     /// The packet that leaves: the input (accept), the rewritten packet
     /// (rewrite), nothing (drop).
-    let output: [UInt8]?
+    package let output: [UInt8]?
     /// Packets the engine originated during the event, with their side.
-    let outbox: [(bytes: [UInt8], side: Side)]
+    package let outbox: [(bytes: [UInt8], side: Side)]
 
-    var decoded: Decoded? { output.flatMap(Decoded.init) }
+    package var decoded: Decoded? { output.flatMap(Decoded.init) }
 
-    var isRewrite: Bool { if case .rewrite = verdict { return true } else { return false } }
+    package var isRewrite: Bool { if case .rewrite = verdict { return true } else { return false } }
 
     /// The rewritten packet, decoded; records an issue unless the verdict is `.rewrite`.
-    func rewritten(sourceLocation: SourceLocation = #_sourceLocation) throws -> Decoded {
+    package func rewritten(sourceLocation: SourceLocation = #_sourceLocation) throws -> Decoded {
         guard case .rewrite = verdict else {
             Issue.record("expected .rewrite, got \(verdict)", sourceLocation: sourceLocation)
             throw HarnessError.unexpectedVerdict
@@ -127,12 +127,12 @@ struct EngineEvent {
     }
 }
 
-enum HarnessError: Error { case unexpectedVerdict }
+package enum HarnessError: Error { case unexpectedVerdict }
 
 // MARK: - Invariants
 
 /// How much of an output packet to check.
-enum OutputCheck {
+package enum OutputCheck {
     /// Everything: parses, IP lengths, IPv4 header checksum, TCP checksum,
     /// option area <= 40 bytes, every option decodes.
     case full
@@ -146,7 +146,7 @@ enum OutputCheck {
 /// The invariants of a packet leaving the translator. `gsoPartial`: a GSO
 /// super-segment, whose TCP checksum field must hold the folded pseudo-header
 /// sum for the kernel to complete.
-func checkOutputInvariants(_ bytes: [UInt8], gsoPartial: Bool, check: OutputCheck = .full,
+package func checkOutputInvariants(_ bytes: [UInt8], gsoPartial: Bool, check: OutputCheck = .full,
                            sourceLocation: SourceLocation = #_sourceLocation) {
     guard check != .none else { return }
     bytes.withUnsafeBytes { raw in
@@ -181,51 +181,51 @@ func checkOutputInvariants(_ bytes: [UInt8], gsoPartial: Bool, check: OutputChec
 }
 
 /// True when the bytes parse as TCP/IP and the TCP checksum verifies.
-func tcpChecksumOK(_ bytes: [UInt8]) -> Bool {
+package func tcpChecksumOK(_ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { raw in (try? TCPPacketView(raw))?.tcpChecksumValid ?? false }
 }
 
 // MARK: - The harness
 
 /// One engine, its clock, and the event loop a daemon would run.
-final class EngineHarness {
+package final class EngineHarness {
     /// After the default 60 s time-wait, a closed connection is gone from the table.
-    func expectForgottenAfterTimeWait(sourceLocation: SourceLocation = #_sourceLocation) {
+    package func expectForgottenAfterTimeWait(sourceLocation: SourceLocation = #_sourceLocation) {
         advance(.seconds(60))
         runTimers()
         #expect(engine.connectionCount == 0, sourceLocation: sourceLocation)
     }
 
-    let engine: Engine<SplitMix64>
-    private(set) var now: Instant
+    package let engine: Engine<SplitMix64>
+    package private(set) var now: Instant
     /// Events handled so far.
-    private(set) var events = 0
+    package private(set) var events = 0
 
-    init(seed: UInt64 = 1, config: EngineConfig = EngineConfig(), start: Instant = .seconds(1000)) {
+    package init(seed: UInt64 = 1, config: EngineConfig = EngineConfig(), start: Instant = .seconds(1000)) {
         engine = Engine(config: config, random: SplitMix64(seed: seed))
         now = start
     }
 
     /// The n-th key the engine's generator yields (the engine draws one per
     /// new connection, barring token collisions).
-    static func key(seed: UInt64, index: Int = 0) -> UInt64 {
+    package static func key(seed: UInt64, index: Int = 0) -> UInt64 {
         var r = SplitMix64(seed: seed)
         var k: UInt64 = 0
         for _ in 0 ... index { k = r.next() }
         return k
     }
 
-    func advance(_ d: Duration) { now = now + d }
-    func advance(to t: Instant) { precondition(t >= now); now = t }
+    package func advance(_ d: Duration) { now = now + d }
+    package func advance(to t: Instant) { precondition(t >= now); now = t }
 
     /// Runs the engine's timers at the current time.
-    func runTimers() { engine.handleTimeout(now: now) }
+    package func runTimers() { engine.handleTimeout(now: now) }
 
     /// Feeds one packet. Rewritten outputs and originated packets are always
     /// checked against the invariants; an accepted input is checked with
     /// `acceptedCheck` (a well-formed input must pass through well-formed).
     @discardableResult
-    func send(_ p: [UInt8], _ side: Side, gso: Bool = false, acceptedCheck: OutputCheck = .full,
+    package func send(_ p: [UInt8], _ side: Side, gso: Bool = false, acceptedCheck: OutputCheck = .full,
               rewriteCheck: OutputCheck = .full, sourceLocation: SourceLocation = #_sourceLocation) -> EngineEvent {
         events += 1
         let verdict = p.withUnsafeBytes { engine.handle(packet: $0, side: side, gso: gso, now: now) }
@@ -259,12 +259,12 @@ final class EngineHarness {
     }
 
     @discardableResult
-    func lan(_ p: [UInt8], gso: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) -> EngineEvent {
+    package func lan(_ p: [UInt8], gso: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) -> EngineEvent {
         send(p, .lan, gso: gso, sourceLocation: sourceLocation)
     }
 
     @discardableResult
-    func peer(_ p: [UInt8], gso: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) -> EngineEvent {
+    package func peer(_ p: [UInt8], gso: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) -> EngineEvent {
         send(p, .uplink(0), gso: gso, sourceLocation: sourceLocation)
     }
 }
@@ -275,64 +275,64 @@ final class EngineHarness {
 /// on the LAN and the MPTCP v1 peer. Sequence numbers passed to the builders
 /// are relative to the sender's ISN (`seq`) and to the receiver's (`ack`);
 /// timestamps advance by one per packet built.
-struct TestConn {
-    var client: Endpoint
-    var server: Endpoint
-    var clientISN: UInt32
-    var serverISN: UInt32
-    var peerKey: UInt64
-    var timestamps = true
-    var clientTS: UInt32 = 100_000
-    var peerTS: UInt32 = 700_000
-    var window: UInt16 = 502
+package struct TestConn {
+    package var client: Endpoint
+    package var server: Endpoint
+    package var clientISN: UInt32
+    package var serverISN: UInt32
+    package var peerKey: UInt64
+    package var timestamps = true
+    package var clientTS: UInt32 = 100_000
+    package var peerTS: UInt32 = 700_000
+    package var window: UInt16 = 502
 
-    init(client: Endpoint = Endpoint("192.168.1.10", 40_001), server: Endpoint = Endpoint("203.0.113.5", 443),
+    package init(client: Endpoint = Endpoint("192.168.1.10", 40_001), server: Endpoint = Endpoint("203.0.113.5", 443),
          clientISN: UInt32 = 0x1000_0000, serverISN: UInt32 = 0x7000_0000, peerKey: UInt64 = 0xA78A_B8B1_3030_D837) {
         self.client = client; self.server = server
         self.clientISN = clientISN; self.serverISN = serverISN; self.peerKey = peerKey
     }
 
-    var remoteIDSN: UInt64 { MPTCPCrypto.idsn(key: peerKey) }
+    package var remoteIDSN: UInt64 { MPTCPCrypto.idsn(key: peerKey) }
     /// Absolute client / server sequence numbers from relative ones.
-    func cs(_ rel: UInt32) -> UInt32 { clientISN &+ rel }
-    func ss(_ rel: UInt32) -> UInt32 { serverISN &+ rel }
+    package func cs(_ rel: UInt32) -> UInt32 { clientISN &+ rel }
+    package func ss(_ rel: UInt32) -> UInt32 { serverISN &+ rel }
 
-    var isV6: Bool { if case .v6 = client.address { return true } else { return false } }
+    package var isV6: Bool { if case .v6 = client.address { return true } else { return false } }
     /// The MSS the test ends announce.
-    var mss: UInt16 { isV6 ? 1440 : 1460 }
+    package var mss: UInt16 { isV6 ? 1440 : 1460 }
 
     /// What a client packet's options start with (after the handshake).
-    var clientTSOptions: [TCPOption] { timestamps ? [.noOperation, .noOperation, .timestamps(value: clientTS, echoReply: peerTS)] : [] }
-    var peerTSOptions: [TCPOption] { timestamps ? [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: clientTS)] : [] }
+    package var clientTSOptions: [TCPOption] { timestamps ? [.noOperation, .noOperation, .timestamps(value: clientTS, echoReply: peerTS)] : [] }
+    package var peerTSOptions: [TCPOption] { timestamps ? [.noOperation, .noOperation, .timestamps(value: peerTS, echoReply: clientTS)] : [] }
 
     /// Linux's SYN options.
-    var synOptions: [TCPOption] {
+    package var synOptions: [TCPOption] {
         [.maxSegmentSize(mss), .sackPermitted] + (timestamps ? [.timestamps(value: clientTS, echoReply: 0)] : [.noOperation, .noOperation])
             + [.noOperation, .windowScale(7)]
     }
 
-    var synAckOptions: [TCPOption] {
+    package var synAckOptions: [TCPOption] {
         [.maxSegmentSize(mss), .sackPermitted] + (timestamps ? [.timestamps(value: peerTS, echoReply: clientTS)] : [.noOperation, .noOperation])
             + [.noOperation, .windowScale(7)]
     }
 
-    mutating func syn(options: [TCPOption]? = nil, payload: [UInt8] = []) -> [UInt8] {
+    package mutating func syn(options: [TCPOption]? = nil, payload: [UInt8] = []) -> [UInt8] {
         clientTS &+= 1
         return makeTCPPacket(from: client, to: server, seq: clientISN, ack: 0, flags: TCPFlags.syn,
                              window: 64_240, options: options ?? synOptions, payload: payload)
     }
 
-    mutating func synAck(mpCapable: MPCapable?) -> [UInt8] {
+    package mutating func synAck(mpCapable: MPCapable?) -> [UInt8] {
         peerTS &+= 1
         return makeTCPPacket(from: server, to: client, seq: serverISN, ack: clientISN &+ 1, flags: TCPFlags.syn | TCPFlags.ack,
                              window: 65_160, options: synAckOptions + (mpCapable.map { [.mptcp(.mpCapable($0))] } ?? []))
     }
 
     /// The SYN/ACK of an MPTCP v1 peer (Linux: flag H only).
-    mutating func synAck() -> [UInt8] { synAck(mpCapable: MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: peerKey)) }
+    package mutating func synAck() -> [UInt8] { synAck(mpCapable: MPCapable(version: 1, flags: MPCapable.flagHMACSHA256, senderKey: peerKey)) }
 
     /// A client segment; seq relative to the client ISN, ack to the server's.
-    mutating func fromClient(seq: UInt32, ack: UInt32, flags: UInt8 = TCPFlags.ack, options: [TCPOption] = [],
+    package mutating func fromClient(seq: UInt32, ack: UInt32, flags: UInt8 = TCPFlags.ack, options: [TCPOption] = [],
                              payload: [UInt8] = []) -> [UInt8] {
         clientTS &+= 1
         return makeTCPPacket(from: client, to: server, seq: cs(seq), ack: ss(ack), flags: flags, window: window,
@@ -341,7 +341,7 @@ struct TestConn {
 
     /// A peer segment with the given MPTCP options; seq relative to the
     /// server ISN, ack to the client's.
-    mutating func fromPeer(seq: UInt32, ack: UInt32, flags: UInt8 = TCPFlags.ack, mptcp: [MPTCPOption] = [],
+    package mutating func fromPeer(seq: UInt32, ack: UInt32, flags: UInt8 = TCPFlags.ack, mptcp: [MPTCPOption] = [],
                            payload: [UInt8] = []) -> [UInt8] {
         peerTS &+= 1
         return makeTCPPacket(from: server, to: client, seq: ss(seq), ack: cs(ack), flags: flags, window: window,
@@ -352,7 +352,7 @@ struct TestConn {
 extension EngineHarness {
     /// SYN, SYN/ACK and third ACK, each checked briefly; returns the key the
     /// engine chose for the connection (read off the third ACK).
-    func handshake(_ c: inout TestConn, sourceLocation: SourceLocation = #_sourceLocation) throws -> UInt64 {
+    package func handshake(_ c: inout TestConn, sourceLocation: SourceLocation = #_sourceLocation) throws -> UInt64 {
         let syn = try lan(c.syn(), sourceLocation: sourceLocation).rewritten(sourceLocation: sourceLocation)
         #expect(syn.mpCapable == MPCapable(version: 1, flags: MPCapable.flagHMACSHA256), sourceLocation: sourceLocation)
         let sa = try peer(c.synAck(), sourceLocation: sourceLocation).rewritten(sourceLocation: sourceLocation)

@@ -23,102 +23,102 @@ import MPTCPStack
 /// - DATA_FIN when the download is sent (alone on a pure ACK, or with the
 ///   last data: `Config.dataFinWithData`); the subflows are closed with FIN
 ///   once both DATA_FINs are acknowledged.
-final class SimMPTCPPeer {
-    struct Config {
+package final class SimMPTCPPeer {
+    package struct Config {
         /// The listening endpoint.
-        var local: Endpoint
-        var key: UInt64
+        package var local: Endpoint
+        package var key: UInt64
         /// ISNs and join nonces come from here.
-        var seed: UInt64
-        var upload: SimStream
-        var download: SimStream
-        var rcvWindow = 1 << 20
-        var windowScale: UInt8 = 7
-        var dataFinWithData = false
-        var mss: UInt16 { if case .v6 = local.address { return 1440 } else { return 1460 } }
+        package var seed: UInt64
+        package var upload: SimStream
+        package var download: SimStream
+        package var rcvWindow = 1 << 20
+        package var windowScale: UInt8 = 7
+        package var dataFinWithData = false
+        package var mss: UInt16 { if case .v6 = local.address { return 1440 } else { return 1460 } }
     }
 
     /// One chunk of the download as sent on a subflow (one DSS mapping).
-    struct Chunk {
+    package struct Chunk {
         /// Subflow offset of its first byte (relative subflow sequence number).
-        var start: Int
-        var dataOffset: Int
-        var length: Int
-        var dataFin: Bool
-        var end: Int { start + length }
+        package var start: Int
+        package var dataOffset: Int
+        package var length: Int
+        package var dataFin: Bool
+        package var end: Int { start + length }
     }
 
     /// A mapping received from the client's side.
-    struct Mapping {
-        var start: Int
-        var dsn: UInt64
+    package struct Mapping {
+        package var start: Int
+        package var dsn: UInt64
         /// Data bytes (the DATA_FIN excluded).
-        var dataLength: Int
-        var dataFin: Bool
-        var end: Int { start + dataLength }
+        package var dataLength: Int
+        package var dataFin: Bool
+        package var end: Int { start + dataLength }
     }
 
-    final class Subflow {
-        enum State { case synReceived, established, reset }
-        let index: Int
-        let local: Endpoint
-        let remote: Endpoint
-        let isJoin: Bool
-        var state = State.synReceived
-        let iss: TCPSeq
-        let irs: TCPSeq
-        var sender = SimSender()
-        var timer: SimTimer!
+    package final class Subflow {
+        package enum State { case synReceived, established, reset }
+        package let index: Int
+        package let local: Endpoint
+        package let remote: Endpoint
+        package let isJoin: Bool
+        package var state = State.synReceived
+        package let iss: TCPSeq
+        package let irs: TCPSeq
+        package var sender = SimSender()
+        package var timer: SimTimer!
         /// Subflow receive side; offsets are relative sequence numbers (data from 1).
-        var rcv = SimReassembly(next: 1)
-        var peerFinAt: Int?
-        var finReceived = false
-        var peerWindowScale: UInt8 = 0
-        var timestamps = false
-        var tsRecent: UInt32 = 0
-        var payloadSize = 536
-        var chunks: [Chunk] = []
-        var mappings: [Mapping] = []
+        package var rcv = SimReassembly(next: 1)
+        package var peerFinAt: Int?
+        package var finReceived = false
+        package var peerWindowScale: UInt8 = 0
+        package var timestamps = false
+        package var tsRecent: UInt32 = 0
+        package var payloadSize = 536
+        package var chunks: [Chunk] = []
+        package var mappings: [Mapping] = []
         /// Offset after the last chunk: where new data (or our FIN) goes.
-        var sendEnd = 1
-        var finOffset: Int?
-        var finAcked: Bool { finOffset.map { sender.una > $0 } ?? false }
+        package var sendEnd = 1
+        package var finOffset: Int?
+        package var finAcked: Bool { finOffset.map { sender.una > $0 } ?? false }
         /// Timed out twice in a row: its data was reinjected; no new data until it recovers.
-        var suspect = false
+        package var suspect = false
         // MP_JOIN.
-        var localNonce: UInt32 = 0
-        var remoteNonce: UInt32 = 0
-        var remoteAddressID: UInt8 = 0
-        var backup = false
+        package var localNonce: UInt32 = 0
+        package var remoteNonce: UInt32 = 0
+        package var remoteAddressID: UInt8 = 0
+        package var backup = false
 
-        init(index: Int, local: Endpoint, remote: Endpoint, isJoin: Bool, iss: TCPSeq, irs: TCPSeq) {
+        package init(index: Int, local: Endpoint, remote: Endpoint, isJoin: Bool, iss: TCPSeq, irs: TCPSeq) {
             self.index = index; self.local = local; self.remote = remote; self.isJoin = isJoin
             self.iss = iss; self.irs = irs
         }
 
-        var closed: Bool { finAcked && finReceived }
-        func seq(_ offset: Int) -> TCPSeq { iss + UInt32(truncatingIfNeeded: offset) }
-        var rcvNxt: TCPSeq { irs + UInt32(truncatingIfNeeded: rcv.next + (finReceived ? 1 : 0)) }
+        package var closed: Bool { finAcked && finReceived }
+        package func seq(_ offset: Int) -> TCPSeq { iss + UInt32(truncatingIfNeeded: offset) }
+        package var rcvNxt: TCPSeq { irs + UInt32(truncatingIfNeeded: rcv.next + (finReceived ? 1 : 0)) }
     }
 
-    let config: Config
+    package let config: Config
     private let scheduler: SimScheduler
     private let log: SimLog
     private let random: SimRandom
     /// Sends a packet towards its destination address (the network routes it).
-    var transmit: ([UInt8]) -> Void = { _ in }
+    package var transmit: ([UInt8]) -> Void = { _ in }
     private let name = "server"
 
-    private(set) var subflows: [Subflow] = []
-    let token: UInt32
+    package private(set) var subflows: [Subflow] = []
+    package let token: UInt32
     private let idsn: UInt64
-    private(set) var remoteKey: UInt64?
+    package private(set) var remoteKey: UInt64?
     private var remoteIDSN: UInt64 = 0
     // Upload (received).
     private var dataRcv = SimReassembly()
     private var peerDataFinAt: Int?
-    private(set) var dataFinReceived = false
-    private(set) var uploadVerified = 0
+    package private(set) var dataFinReceived = false
+    package private(set) var uploadVerified = 0
     // Download (sent).
     private var dataUna = 0
     private var dataNxt = 0
@@ -129,18 +129,18 @@ final class SimMPTCPPeer {
     private var dataBackoff = 0
     private var closing = false
     // Counters.
-    private(set) var reinjectedBytes = 0
-    private(set) var joinsAccepted = 0
-    private(set) var dataLevelRetransmits = 0
+    package private(set) var reinjectedBytes = 0
+    package private(set) var joinsAccepted = 0
+    package private(set) var dataLevelRetransmits = 0
 
-    var dataFinAcked: Bool { dataUna > config.download.count }
+    package var dataFinAcked: Bool { dataUna > config.download.count }
     /// Upload received and checked, DATA_FINs both ways, download acknowledged.
-    var done: Bool { uploadVerified == config.upload.count && dataFinReceived && dataFinAcked }
+    package var done: Bool { uploadVerified == config.upload.count && dataFinReceived && dataFinAcked }
     /// Every established subflow has exchanged FINs.
-    var subflowsClosed: Bool { !subflows.isEmpty && subflows.allSatisfy { $0.state != .established || $0.closed } }
-    var established: Bool { remoteKey != nil }
+    package var subflowsClosed: Bool { !subflows.isEmpty && subflows.allSatisfy { $0.state != .established || $0.closed } }
+    package var established: Bool { remoteKey != nil }
 
-    init(config: Config, scheduler: SimScheduler, log: SimLog) {
+    package init(config: Config, scheduler: SimScheduler, log: SimLog) {
         self.config = config
         self.scheduler = scheduler
         self.log = log
@@ -150,7 +150,7 @@ final class SimMPTCPPeer {
         dataTimer = SimTimer(scheduler) { [unowned self] in dataTimeout() }
     }
 
-    var subflowStats: String {
+    package var subflowStats: String {
         subflows.map { sf in
             "sf\(sf.index)\(sf.isJoin ? "(join)" : "") \(sf.state) sent \(sf.sendEnd - 1) una \(sf.sender.una) rcv \(sf.rcv.next - 1) "
                 + "retx \(sf.sender.retransmittedSegments) rto \(sf.sender.timeouts) fin \(sf.finAcked)/\(sf.finReceived)"
@@ -159,7 +159,7 @@ final class SimMPTCPPeer {
 
     // MARK: - Receiving
 
-    func receive(_ bytes: [UInt8]) {
+    package func receive(_ bytes: [UInt8]) {
         guard let s = SimSegment(bytes) else { log.violation(name, "undecodable packet"); return }
         log.note(name, "< " + s.summary)
         if let d = s.defect { log.violation(name, d + ": " + s.summary); return }
