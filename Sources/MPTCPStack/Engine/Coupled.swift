@@ -21,11 +21,8 @@ public enum LinkedIncrease {
     /// The sums run over the subflows that are sending: `k` itself and every
     /// other active subflow with data in flight. A subflow with nothing in
     /// flight carries no rate; its window is a stale figure (RFC 7661: not
-    /// validated) that in the sums would only slow every other subflow down.
-    /// Counted, an idle subflow with a large old window (one the scheduler
-    /// leaves alone because its RTT is 3x the best) cut the federation
-    /// download's growth to ~1 kB per second per subflow: 16–21 Mbit/s over
-    /// 40 + 10 Mbit/s links for 20 s (issue 5).
+    /// validated) that in the sums would only slow every other subflow down
+    /// (docs/decisions.md).
     @inlinable
     public static func increase<C: Collection>(_ own: C.Element, at k: C.Index, in subflows: C, acked: Int, mss: Int) -> Double
     where C.Element: CoupledSubflow {

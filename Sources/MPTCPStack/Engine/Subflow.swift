@@ -86,8 +86,7 @@ final class PathQueues {
     var ooo: [SACKBlock] = []
     /// Nothing reserved: the queues grow with a connection's window (once,
     /// while it ramps up; steady-state translation allocates nothing), and
-    /// an idle connection holds little (issue 6's memory figure: 512
-    /// segments reserved per subflow were about 16 KiB of its ~50 KiB).
+    /// an idle connection holds little (docs/decisions.md).
     init() {}
 }
 

@@ -68,13 +68,9 @@ extension Engine {
                 mp.dataFinDSN = f
                 mp.pendingFinDSN = nil
             }
-            // Beyond a gap: held, silently. Neither an immediate duplicate
-            // ACK nor SACK blocks: the client would take an RTT sample from
-            // a segment SACKed a LAN's delay after it sent it, and BBR,
-            // keeping the minimum for 10 s, would shrink its window to a
-            // LAN's bandwidth-delay product (seen here: 4 Mbit/s for 10 s).
-            // A reordered segment fills the gap a moment later; a lost one
-            // is resent on the client's own timeout.
+            // Beyond a gap: held, silently (no duplicate ACK, no SACK: a
+            // BBR client would shrink to the LAN's bandwidth-delay product;
+            // docs/decisions.md). A lost segment comes on the client's timeout.
             if !mp.outOfOrder.isEmpty && dsnBefore(mp.bufEnd, dsn) { stats.clientOutOfOrder &+= 1 }
             if c.lastUploadDSN != mp.bufEnd { c.lastUploadDSN = mp.bufEnd }
         }

@@ -178,10 +178,7 @@ extension Engine {
     /// peer has reused its source port for a new subflow, of this connection
     /// or of another one. A peer that joins from a range of ports (another
     /// nfq-mptcp, `--join-ports`) reuses them as soon as they are free on its
-    /// side; these SYNs used to be dropped here without an answer (as the
-    /// old subflow's), so beyond about a range's worth of connections every
-    /// failed subflow's successor, and the joins of the connections that
-    /// took its port, went unanswered and failed in turn. The old subflow is
+    /// side, and its joins must be answered (docs/decisions.md). The old subflow is
     /// forgotten (no RST: it would reach the new one) and the SYN taken as
     /// any join. nil: the SYN is the old subflow's own (or no join), left to it.
     func joinOnOldSubflow(_ v: TCPPacketView, handle h: Int, subflow k: Int, uplink u: UInt8, now: Instant) -> Verdict? {
@@ -293,11 +290,8 @@ extension Engine {
         guard slot != nil || append else { return }
         // The source port before the slot: with none free (every port of the
         // range in use towards this address) no slot is appended for a join
-        // that is never sent (they used to fill every connection beyond the
-        // range's size with unused slots), and a failed subflow waiting for
-        // its successor tries again a `rejoinInterval` later, not at every
-        // timer (its past `retryAt` kept its connection's timer firing every
-        // millisecond, each time scanning the whole range).
+        // that is never sent, and a failed subflow waiting for its successor
+        // tries again a `rejoinInterval` later (docs/decisions.md).
         guard let port = freeJoinPort(local: local, remote: target.remote, reusing: candidate.map { h | ($0 << 32) }, now: now) else {
             if let k = candidate { mp.paths[k].retryAt = now + config.tuning.rejoinInterval }
             return
