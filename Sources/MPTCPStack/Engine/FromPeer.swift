@@ -373,11 +373,11 @@ extension Engine {
         guard let out = outbox.reserve() else { return }
         var w = ByteWriter(writer.options)
         if c.initial.timestamps {
-            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(c.initial.localTSval); w.u32(c.initial.remoteTSval)
+            w.timestampsOption(value: c.initial.localTSval, echo: c.initial.remoteTSval, aligned: true)
         }
         let dataAck = c.haveDataAckToPeer ? c.dataAckToPeer : c.remoteIDSN &+ 1
         (option ?? MPTCPOption.dss(DSS(dataAck: dataAck, dataAck8: true))).write(into: &w)
-        while w.offset & 3 != 0 { w.u8(1) }
+        w.padOptions()
         let len = SegmentWriter.writeBare(into: out, source: c.initial.local, destination: c.initial.remote,
                                           seq: c.initial.sndMax, ack: ack, flags: TCPFlags.ack,
                                           window: c.initial.window,

@@ -66,7 +66,7 @@ struct SegmentWriter {
                     var mss = e.bytes.u16(2)
                     mss = Int(mss) > Int(policy.mssClamp) + 536 ? mss - policy.mssClamp : min(mss, 536)
                     if let lim = policy.mssLimit { mss = min(mss, lim) }
-                    w.u8(2); w.u8(4); w.u16(mss)
+                    w.mssOption(mss)
                 } else {
                     w.bytes(e.bytes)
                 }
@@ -89,7 +89,7 @@ struct SegmentWriter {
             }
             if fit < blocks { stats.sackDropped &+= 1 }
         }
-        while w.offset & 3 != 0 { w.u8(TCPOptionKind.noOperation) }
+        w.padOptions()
         return w.offset
     }
 

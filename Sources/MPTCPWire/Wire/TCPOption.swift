@@ -221,3 +221,42 @@ public struct TCPOptionIterator: IteratorProtocol, Sequence {
         }
     }
 }
+
+/// The TCP options the engine writes itself, by name: one place that knows
+/// their kinds, lengths and alignment (RFC 9293, RFC 7323, RFC 2018). The
+/// caller has checked the room.
+extension ByteWriter {
+    /// MSS (kind 2, 4 bytes).
+    @inlinable public mutating func mssOption(_ mss: UInt16) {
+        u8(TCPOptionKind.maxSegmentSize); u8(4); u16(mss)
+    }
+
+    /// SACK permitted (kind 4, 2 bytes), unpadded.
+    @inlinable public mutating func sackPermittedOption() {
+        u8(TCPOptionKind.sackPermitted); u8(2)
+    }
+
+    /// Timestamps (kind 8, 10 bytes); `aligned`: after two NOPs, as Linux
+    /// sends it on segments (12 bytes).
+    @inlinable public mutating func timestampsOption(value: UInt32, echo: UInt32, aligned: Bool) {
+        if aligned { u8(TCPOptionKind.noOperation); u8(TCPOptionKind.noOperation) }
+        u8(TCPOptionKind.timestamps); u8(10); u32(value); u32(echo)
+    }
+
+    /// Window scale (kind 3, 3 bytes) after one NOP (4 bytes).
+    @inlinable public mutating func windowScaleOption(_ shift: UInt8) {
+        u8(TCPOptionKind.noOperation); u8(TCPOptionKind.windowScale); u8(3); u8(shift)
+    }
+
+    /// The header of a SACK option (kind 5) for `blocks` blocks after two
+    /// NOPs; the caller writes the blocks.
+    @inlinable public mutating func sackOptionHeader(blocks: Int) {
+        u8(TCPOptionKind.noOperation); u8(TCPOptionKind.noOperation)
+        u8(TCPOptionKind.sack); u8(UInt8(2 + 8 * blocks))
+    }
+
+    /// NOPs up to the next multiple of 4 bytes (the option area's end).
+    @inlinable public mutating func padOptions() {
+        while offset & 3 != 0 { u8(TCPOptionKind.noOperation) }
+    }
+}

@@ -195,15 +195,15 @@ extension Engine {
     func pathOptions(_ mp: MPConn, _ p: Subflow, now: Instant, first: MPTCPOption?, second: MPTCPOption? = nil,
                              sack: Bool = true, timestamps: Bool = true) -> Int {
         var w = ByteWriter(writer.options)
-        if p.timestamps && timestamps { w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
+        if p.timestamps && timestamps { w.timestampsOption(value: ms(now) &+ p.tsOffset, echo: p.remoteTSval, aligned: true) }
         first?.write(into: &w)
         second?.write(into: &w)
-        while w.offset & 3 != 0 { w.u8(1) }
+        w.padOptions()
         let room = (40 - w.offset - 4) / 8
         if sack && p.ooo.count > 0 && room > 0 {
             // The most recently grown blocks first (RFC 2018 §4), while they fit.
             let n = min(room, p.ooo.count)
-            w.u8(1); w.u8(1); w.u8(5); w.u8(UInt8(2 + 8 * n))
+            w.sackOptionHeader(blocks: n)
             for i in 0 ..< n { w.u32(p.ooo[i].left.rawValue); w.u32(p.ooo[i].right.rawValue) }
         }
         return w.offset

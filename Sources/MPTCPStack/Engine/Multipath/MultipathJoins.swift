@@ -218,7 +218,7 @@ extension Engine {
         stats.joinsRefused &+= 1
         var w = ByteWriter(writer.options)
         MPTCPOption.mpTCPRST(MPTCPRst(reason: reason)).write(into: &w)
-        while w.offset & 3 != 0 { w.u8(1) }
+        w.padOptions()
         if let out = outbox.reserve() {
             let len = SegmentWriter.writeBare(into: out, source: Endpoint(address: v.destination, port: v.tcp.destinationPort),
                                               destination: Endpoint(address: v.source, port: v.tcp.sourcePort),
@@ -233,12 +233,12 @@ extension Engine {
         let p = mp.paths[k]
         let mac = MPTCPCrypto.joinHMAC(keyLocal: c.localKey, keyRemote: c.remoteKey, nonceLocal: p.localNonce, nonceRemote: p.remoteNonce)
         var w = ByteWriter(writer.options)
-        w.u8(2); w.u8(4); w.u16(announceMSS(mp, k))
-        if mp.clientSackOK && p.peerSackOK { w.u8(4); w.u8(2) }
-        if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(p.remoteTSval) }
-        w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
+        w.mssOption(announceMSS(mp, k))
+        if mp.clientSackOK && p.peerSackOK { w.sackPermittedOption() }
+        if p.timestamps { w.timestampsOption(value: ms(now) &+ p.tsOffset, echo: p.remoteTSval, aligned: false) }
+        w.windowScaleOption(mp.clientWScale)
         MPTCPOption.mpJoin(.synAck(flags: p.backup ? 1 : 0, addressID: p.addressID, truncatedHMAC: mac.a, nonce: p.localNonce)).write(into: &w)
-        while w.offset & 3 != 0 { w.u8(1) }
+        w.padOptions()
         originate(p, towards: .uplink(p.uplink), seq: p.localISN, ack: p.rcvNxt, flags: TCPFlags.syn | TCPFlags.ack,
                   window: 65535, optionLength: w.offset)
     }
@@ -353,13 +353,13 @@ extension Engine {
     func sendJoinSYN(_ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) {
         let p = mp.paths[k]
         var w = ByteWriter(writer.options)
-        w.u8(2); w.u8(4); w.u16(announceMSS(mp, k))
-        if mp.clientSackOK { w.u8(4); w.u8(2) }
-        if p.timestamps { w.u8(8); w.u8(10); w.u32(ms(now) &+ p.tsOffset); w.u32(0) }
-        w.u8(1); w.u8(3); w.u8(3); w.u8(mp.clientWScale)
+        w.mssOption(announceMSS(mp, k))
+        if mp.clientSackOK { w.sackPermittedOption() }
+        if p.timestamps { w.timestampsOption(value: ms(now) &+ p.tsOffset, echo: 0, aligned: false) }
+        w.windowScaleOption(mp.clientWScale)
         MPTCPOption.mpJoin(.syn(flags: p.backup ? 1 : 0, addressID: p.addressID,
                                 token: MPTCPCrypto.token(key: c.remoteKey), nonce: p.localNonce)).write(into: &w)
-        while w.offset & 3 != 0 { w.u8(1) }
+        w.padOptions()
         originate(p, towards: .uplink(p.uplink), seq: p.localISN, ack: TCPSeq(0), flags: TCPFlags.syn,
                   window: 65535, optionLength: w.offset)
     }

@@ -447,7 +447,7 @@ extension Engine {
     func clientOptions(_ mp: MPConn, now: Instant, echo: UInt32? = nil) -> Int {
         var w = ByteWriter(writer.options)
         if mp.clientTimestamps {
-            w.u8(1); w.u8(1); w.u8(8); w.u8(10); w.u32(ms(now) &+ mp.clientTSOffset); w.u32(echo ?? mp.clientTSval)
+            w.timestampsOption(value: ms(now) &+ mp.clientTSOffset, echo: echo ?? mp.clientTSval, aligned: true)
         }
         return w.offset
     }
