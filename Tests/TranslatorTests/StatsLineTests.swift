@@ -46,12 +46,47 @@ private final class IdleQueue: PacketQueue {
         }
     }
 
-    @Test func snakeCase() {
-        #expect(StatsLine.snakeCase("responderSYNs") == "responder_syns")
-        #expect(StatsLine.snakeCase("notTCP") == "not_tcp")
-        #expect(StatsLine.snakeCase("translatedToLAN") == "translated_to_lan")
-        #expect(StatsLine.snakeCase("icmpUnreachable") == "icmp_unreachable")
-        #expect(StatsLine.snakeCase("packets") == "packets")
+    /// The engine's table names every stored counter once, by the right key
+    /// path, under the name the logs have always used for it (the property's
+    /// name in snake_case, or an older short name).
+    @Test func theCounterTableCoversEveryCounterUnderItsLogName() {
+        let table = EngineStats.counters
+        var s = EngineStats()
+        for (i, c) in table.enumerated() { s[keyPath: c.value] = UInt64(i + 1) }
+        var labelOf: [UInt64: String] = [:]
+        var stored = 0
+        for child in Mirror(reflecting: s).children {
+            guard let label = child.label, let v = child.value as? UInt64 else { continue }
+            stored += 1
+            #expect(v != 0, "\(label) is not in EngineStats.counters")
+            labelOf[v] = label
+        }
+        #expect(stored == table.count)
+        let established = ["translatedToPeer": "to_peer", "translatedToLAN": "to_lan", "passedFallback": "fallback_pkts",
+                           "connectionsOpened": "opened", "connectionsMPTCP": "mptcp", "connectionsFallback": "fallback",
+                           "connectionsClosed": "closed", "connectionsReset": "reset", "connectionsExpired": "expired",
+                           "dataSegmentsSent": "data_segments", "deadSubflowsDetected": "dead_subflows",
+                           "addAddrWithoutTimestamps": "add_addr_without_ts"]
+        for (i, c) in table.enumerated() {
+            guard let label = labelOf[UInt64(i + 1)] else {
+                Issue.record("\(c.name): its key path is another counter's"); continue
+            }
+            #expect(c.name == established[label] ?? Self.snakeCase(label), "\(label) logged as \(c.name)")
+            #expect(!c.help.isEmpty && c.help.hasSuffix("."), "\(c.name): help text")
+        }
+        #expect(Set(table.map(\.name)).count == table.count, "a name used twice")
+    }
+
+    /// `addAddrSent` -> `add_addr_sent`, `notTCP` -> `not_tcp`.
+    static func snakeCase(_ name: String) -> String {
+        var out = ""
+        var previousIsLowerOrDigit = false
+        for ch in name {
+            if ch.isUppercase && previousIsLowerOrDigit { out.append("_") }
+            out += ch.lowercased()
+            previousIsLowerOrDigit = ch.isLowercase || ch.isNumber
+        }
+        return out
     }
 
     @Test func theDaemonAddsItsOwnAndTheQueuesCounters() throws {
