@@ -69,33 +69,56 @@ check "both uplinks carried data both ways" $? "A tx g1 $t1 g2 $t2, rx g1 $r1 g2
 grep -q "^$MP_C_ADDR\b" "$WORK/peers-d.log"; check "D's server sees C's own address" $? "$(sort -u "$WORK/peers-d.log" | head -3 | tr '\n' ' ')"
 grep -q "^$D_ADDR\b" "$WORK/peers-c.log"; check "C's server sees D's own address" $? "$(sort -u "$WORK/peers-c.log" | head -3 | tr '\n' ' ')"
 
-# Throughput C -> D, each direction, against the uplinks alone.
-# Halfway through each, both gateways log their connections (SIGUSR1: each
-# subflow's cwnd, ssthresh, RTT), printed below should the check fail.
+# Throughput C -> D, each direction, against the uplinks alone; REPEAT=N
+# runs this part N times (diagnosis of a slow run; one check each).
+# Halfway through each transfer, both gateways log their connections
+# (SIGUSR1: each subflow's cwnd, ssthresh, RTTs), printed should the check fail.
 dump_midway() { (sleep $((DURATION / 2)); kill -USR1 $DAEMON_A $DAEMON_B) & }
-dump_midway
-in_ns $C python3 "$XFER" up $D_ADDR 5002 0 33 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fup.trace" >"$WORK/fup.json" 2>&1
-check "federation upload ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fup.json")"
-dump_midway
-in_ns $C python3 "$XFER" down $D_ADDR 5002 0 34 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fdown.trace" >"$WORK/fdown.json" 2>&1
-check "federation download ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fdown.json")"
-f_up=$(rate "$WORK/fup.json"); f_down=$(rate "$WORK/fdown.json")
 ratio() { python3 -c "print(round($1 / max($2 + $3, 0.001), 3))"; }
-echo "RESULT federation_up_mbit=$f_up federation_down_mbit=$f_down aggregation_up=$(ratio $f_up $p1_up $p2_up) aggregation_down=$(ratio $f_down $p1_down $p2_down)"
-python3 -c "import sys; sys.exit(0 if $f_up > 1.1 * max($p1_up, $p2_up) and $f_down > 1.1 * max($p1_down, $p2_down) else 1)"
-beats=$?
-check "federation beats the best single uplink by 10% each way" $beats "up $f_up, down $f_down Mbit/s; uplinks alone up $p1_up + $p2_up, down $p1_down + $p2_down"
-echo "# upload (acked) $(trace_summary "$WORK/fup.trace" 4 0 0 $DURATION | head -1)"
-echo "# download (received) $(trace_summary "$WORK/fdown.trace" 5 0 0 $DURATION | head -1)"
-if [ $beats -ne 0 ]; then # diagnosis: the gateways' counters and subflows
-    kill -USR1 $DAEMON_A $DAEMON_B; sleep 0.5
-    for g in "A $WORK/daemon.log" "B $WORK/daemon-b.log"; do
-        set -- $g
-        echo "# daemon $1: $(grep 'responder_syns' "$2" | tail -1)"
-        echo "# daemon $1, its multipath connections halfway through each transfer:"
-        grep -E 'phase |\[[0-9]\] .* cwnd ' "$2" | head -40 | sed 's/^/#   /'
-    done
-fi
+for rep in $(seq ${REPEAT:-1}); do
+    marks="$(wc -l <"$WORK/daemon.log") $(wc -l <"$WORK/daemon-b.log")"
+    dump_midway
+    in_ns $C python3 "$XFER" up $D_ADDR 5002 0 33 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fup.trace" >"$WORK/fup.json" 2>&1
+    check "federation upload ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fup.json")"
+    dump_midway
+    in_ns $C python3 "$XFER" down $D_ADDR 5002 0 34 --duration $DURATION --timeout $((DURATION + 60)) --trace "$WORK/fdown.trace" >"$WORK/fdown.json" 2>&1
+    check "federation download ($DURATION s): sha256 equal" $? "$(head -c 300 "$WORK/fdown.json")"
+    f_up=$(rate "$WORK/fup.json"); f_down=$(rate "$WORK/fdown.json")
+    echo "RESULT federation_up_mbit=$f_up federation_down_mbit=$f_down aggregation_up=$(ratio $f_up $p1_up $p2_up) aggregation_down=$(ratio $f_down $p1_down $p2_down)"
+    python3 -c "import sys; sys.exit(0 if $f_up > 1.1 * max($p1_up, $p2_up) and $f_down > 1.1 * max($p1_down, $p2_down) else 1)"
+    beats=$?
+    detail="up $f_up, down $f_down Mbit/s; uplinks alone up $p1_up + $p2_up, down $p1_down + $p2_down"
+    signature=""
+    if [ $beats -ne 0 ]; then # every direction that fell short must show it
+        set -- $marks
+        for d in "up $f_up $p1_up $p2_up $WORK/daemon.log $1" "down $f_down $p1_down $p2_down $WORK/daemon-b.log $2"; do
+            set -- $d
+            python3 -c "import sys; sys.exit(0 if $2 > 1.1 * max($3, $4) else 1)" && continue
+            s=$(tail -n +$(($6 + 1)) "$5" | coupled_stall_signature)
+            if [ -z "$s" ]; then signature=""; break; fi
+            signature="${signature:+$signature; }$1: $s"
+        done
+    fi
+    if [ -n "$signature" ]; then
+        # The defect issue 16 tracks, recognised by its signature (not by
+        # the rate): reported as a known issue, not as a pass.
+        known "federation beats the best single uplink by 10% each way" "$detail; issue 16: $signature"
+    else
+        check "federation beats the best single uplink by 10% each way" $beats "$detail"
+    fi
+    echo "# upload (acked) $(trace_summary "$WORK/fup.trace" 4 0 0 $DURATION | head -1)"
+    echo "# download (received) $(trace_summary "$WORK/fdown.trace" 5 0 0 $DURATION | head -1)"
+    if [ $beats -ne 0 ] || [ -n "${DUMPS:-}" ]; then # diagnosis: the gateways' counters and subflows
+        kill -USR1 $DAEMON_A $DAEMON_B; sleep 0.5
+        set -- $marks
+        for g in "A $WORK/daemon.log $1" "B $WORK/daemon-b.log $2"; do
+            set -- $g
+            echo "# daemon $1: $(grep 'responder_syns' "$2" | tail -1)"
+            echo "# daemon $1, its multipath connections halfway through each transfer:"
+            tail -n +$(($3 + 1)) "$2" | grep -E 'phase |\[[0-9]\] .* cwnd ' | head -40 | sed 's/^/#   /'
+        done
+    fi
+done
 
 # Failover: uplink 1 cut beyond A (in L1) 10 s .. 20 s into a 30 s transfer;
 # both senders are nfq-mptcp engines (A's for the upload, B's for the download).

@@ -74,6 +74,7 @@ watch_transfer() { # NAME
 nstat_reset
 up1=$(if_bytes $G g1 tx); up2=$(if_bytes $G g2 tx)
 [ -n "${UPPCAP:-}" ] && { in_ns $G timeout 7 tcpdump -i g1 -s 120 -B 16384 -w "$WORK/up-g1.pcap" 2>/dev/null & sleep 0.5; }
+mark_up=$(wc -l <"$WORK/daemon.log")
 watch_transfer up
 mp_up=$(xfer_rate $C up $MP_S_ADDR1 5002 $DURATION ${UPTRACE:+--trace "$WORK/up.trace"}); rc_up=$?
 check "upload through nfq-mptcp: sha256 equal" $rc_up "$(cat "$WORK/last.json" "$WORK/last.err" | head -c 400)"
@@ -85,7 +86,16 @@ jacks=$(in_ns $S nstat -az MPTcpExtMPJoinAckRx | awk '/MPJoinAckRx/ {print $2}')
 [ $d1 -gt 10000000 ] && [ $d2 -gt 5000000 ]; check "both uplinks carried the upload" $? "g1 $d1 B, g2 $d2 B"
 sum_up=$(python3 -c "print(round($plain1_up + $plain2_up, 2))")
 python3 -c "import sys; sys.exit(0 if $mp_up >= 0.9 * $sum_up else 1)"
-check "upload reaches 90% of plain uplink1 + uplink2" $? "$mp_up of $sum_up Mbit/s ($(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))"))"
+agg_up=$?
+detail="$mp_up of $sum_up Mbit/s ($(python3 -c "print(round($mp_up / max($sum_up, 0.001), 3))"))"
+# The gateway sends the upload: a shortfall with the signature of the
+# defect issue 16 tracks (lib.sh) is reported as that known issue.
+signature=$([ $agg_up -ne 0 ] && tail -n +$((mark_up + 1)) "$WORK/daemon.log" | coupled_stall_signature)
+if [ -n "$signature" ]; then
+    known "upload reaches 90% of plain uplink1 + uplink2" "$detail; issue 16: $signature"
+else
+    check "upload reaches 90% of plain uplink1 + uplink2" $agg_up "$detail"
+fi
 
 dn1=$(if_bytes $G g1 rx); dn2=$(if_bytes $G g2 rx)
 if [ -n "${DOWNPCAP:-}" ]; then

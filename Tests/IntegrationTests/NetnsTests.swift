@@ -3,7 +3,8 @@ import Testing
 
 /// The netns integration tests: real namespaces, the real daemon, the Linux
 /// kernel's MPTCP as the peer. Each script prints `ok - …` / `FAIL - …` per
-/// check and `RESULT k=v` figures; every FAIL line is recorded here. They
+/// check (or `KNOWN - …`: failed by a known defect, recognised by its
+/// signature) and `RESULT k=v` figures; every FAIL line is recorded here. They
 /// need root (CI runs as root); without it they fail, they do not skip.
 @Suite(.serialized) struct NetnsTests {
 
@@ -19,7 +20,13 @@ import Testing
 
     static func assertAllChecksPassed(_ o: Outcome, minimumChecks: Int) {
         for l in o.lines where l.hasPrefix("FAIL") { Issue.record(Comment(rawValue: l)) }
-        let passed = o.lines.filter { $0.hasPrefix("ok ") }.count
+        // A check a script recognised as failing by a known defect's own
+        // signature (the evidence and the open issue on the line): a known
+        // issue, shown as such, and it counts as a check that ran.
+        for l in o.lines where l.hasPrefix("KNOWN") {
+            withKnownIssue(Comment(rawValue: l)) { Issue.record(Comment(rawValue: l)) }
+        }
+        let passed = o.lines.filter { $0.hasPrefix("ok ") || $0.hasPrefix("KNOWN") }.count
         #expect(passed >= minimumChecks, "only \(passed) checks passed")
         #expect(o.status == 0, "script exited \(o.status)")
     }

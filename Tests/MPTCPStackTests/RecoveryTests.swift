@@ -113,7 +113,7 @@ struct RecoveryTests {
 
     @Test("records that are empty, cut short, of another version, or name an uplink the engine lacks are refused, never a trap")
     func badRecords() throws {
-        let (s, rec) = try journaledTwoSubflows(seed: 63)
+        let (_, rec) = try journaledTwoSubflows(seed: 63)
         let one = EngineHarness(seed: 1, config: EngineConfig()) // one uplink: the join's uplink 1 is unknown
         #expect(!rec.withUnsafeBytes { one.engine.recover(record: $0, now: one.now) })
         let h2 = EngineHarness(seed: 2, config: multipathConfig())

@@ -79,7 +79,7 @@ public final class PcapReader {
     public init(path: String) throws {
         var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_open_offline(path, &err) else {
-            throw PcapError(String(cString: err))
+            throw PcapError(String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         handle = h
         linkTypeRaw = pcap_datalink(h)
