@@ -415,3 +415,5 @@ final class MPConn {
 extension Subflow: CoupledSubflow {
     var isActive: Bool { state == .active }
 }
+
+extension Subflow: SchedulableSubflow {}
