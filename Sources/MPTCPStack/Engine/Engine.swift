@@ -15,6 +15,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     public let config: EngineConfig
     public internal(set) var stats = EngineStats()
     var rng: RNG
+    /// Which subflow sends next (`Scheduler/SubflowScheduler.swift`).
+    let scheduler: LowestRTTScheduler
 
     var conns: [Connection?] = []
     private var free: [Int] = []
@@ -79,6 +81,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     public init(config: EngineConfig = EngineConfig(), random: RNG) {
         self.config = config
         self.rng = random
+        scheduler = LowestRTTScheduler(slowPathFactor: config.tuning.slowPathFactor)
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         sackScratch = .allocate(byteCount: 40, alignment: 8)

@@ -117,10 +117,9 @@ struct Subflow {
     var announcedMSS: UInt16 = 0
     var cwnd = 0.0
     var ssthresh = Double.greatestFiniteMagnitude
-    /// Smoothed RTT and variance (seconds); srtt 0 = no sample yet.
-    var srtt = 0.0
-    var rttvar = 0.0
-    var rto = 1.0
+    /// The RTT estimate and the retransmission timeout (RFC 6298,
+    /// `Congestion/RTTEstimator.swift`); read as `srtt` and `rto` below.
+    var rtt = RTTEstimator()
     /// Consecutive RTO expiries without progress.
     var backoff = 0
     var rtoAt: Instant?
@@ -142,8 +141,6 @@ struct Subflow {
     var rtoRecovery = false
     /// Bytes retransmitted and not yet acknowledged.
     var rtxInFlight = 0
-    /// Smallest RTT seen (for leaving slow start on rising delay).
-    var minRTT = 0.0
     var recover = TCPSeq(0)
     /// Not scheduled for new data after an RTO until it acknowledges something.
     var suspect = false
@@ -214,6 +211,9 @@ struct Subflow {
     /// flight less what the peer has SACKed.
     var pipe: Int { flight - sackedBytes }
     var usable: Bool { state == .active && !suspect && !finSent }
+    /// Smoothed RTT (seconds; 0: no sample yet) and the timeout, from `rtt`.
+    var srtt: Double { rtt.srtt }
+    var rto: Double { rtt.rto }
 }
 
 /// The multipath part of a connection (a class: large, and kept out of the
@@ -414,3 +414,5 @@ final class MPConn {
 extension Subflow: CoupledSubflow {
     var isActive: Bool { state == .active }
 }
+
+extension Subflow: SchedulableSubflow {}

@@ -193,7 +193,7 @@ public struct EngineTuning: Sendable {
     public var maxOOORanges: Int = 64
     // Multipath.swift
     /// The scheduler never uses a subflow whose RTT is more than this many
-    /// times the best one's (`Multipath/Multipath.swift`).
+    /// times the best one's (`Scheduler/SubflowScheduler.swift`).
     public var slowPathFactor: Double = 3.0
     /// RTOs without progress after which a subflow is reset and rejoined ...
     public var maxBackoff: Int = 3

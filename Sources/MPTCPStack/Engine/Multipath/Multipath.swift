@@ -10,10 +10,11 @@
 // data-level place; the client's own TCP puts segments from different
 // subflows back in order.
 //
-// Scheduler: the lowest smoothed RTT among subflows with congestion window
-// room, but never a subflow whose RTT is more than `slowPathFactor` times the
-// best one's (the fast path would deliver sooner once it has room; sending on
-// the slow one only provokes data-level reordering at the receiver).
+// Scheduler (`Scheduler/SubflowScheduler.swift`): the lowest smoothed RTT
+// among subflows with congestion window room, but never a subflow whose RTT
+// is more than `slowPathFactor` times the best one's (the fast path would
+// deliver sooner once it has room; sending on the slow one only provokes
+// data-level reordering at the receiver).
 // Congestion control: RFC 6356 LIA (coupled, so subflows sharing a
 // bottleneck take no more than one TCP would), NewReno-style recovery with
 // SACK-guided retransmission, RFC 6298 RTO with backoff.

@@ -113,7 +113,7 @@ extension Engine {
         let blocked = mp.sendNext == mp.bufEnd || !dsnBefore(mp.sendNext, mp.peerWindowEdge)
         guard blocked, mp.reinject.isEmpty, dsnBefore(mp.bufStart, mp.sendNext) else { return }
         let from = dsnMax(mp.bufStart, mp.opportunisticUpTo)
-        guard dsnBefore(from, mp.sendNext), let k = pickPath(mp, want: 1) else { return }
+        guard dsnBefore(from, mp.sendNext), let k = scheduler.pick(mp.paths, want: 1) else { return }
         let f = mp.paths[k]
         guard now.nanoseconds &- mp.dataAckProgress.nanoseconds > UInt64(max(f.srtt, 0.01) * 1e9),
               !f.segments.contains(where: { $0.dsn == mp.bufStart && $0.length > 0 }) else { return }
@@ -145,7 +145,7 @@ extension Engine {
             // Data-level flow control (the window is relative to DATA_ACK).
             let room = dsnBefore(dsn, mp.peerWindowEdge) ? Int(mp.peerWindowEdge &- dsn) : 0
             if avail > 0 && room == 0 { break }
-            guard let k = pickPath(mp, want: max(1, min(avail, room))) else { break }
+            guard let k = scheduler.pick(mp.paths, want: max(1, min(avail, room))) else { break }
             let len = min(avail, room, mp.paths[k].mss, Int(mp.capacity - Int(dsn % UInt64(mp.capacity))))
             let fin = finHere && dsn &+ UInt64(len) == end
             if len == 0 && !fin { break }
@@ -161,28 +161,6 @@ extension Engine {
             }
             if len == 0 { break }
         }
-    }
-
-    /// The subflow for the next segment: usable, with congestion window room,
-    /// lowest smoothed RTT, and not much slower than the best subflow.
-    func pickPath(_ mp: MPConn, want: Int) -> Int? {
-        let hasRegular = mp.paths.contains { $0.usable && !$0.backup }
-        var bestRTT = Double.greatestFiniteMagnitude
-        for p in mp.paths where p.usable && (!p.backup || !hasRegular) {
-            bestRTT = min(bestRTT, p.srtt > 0 ? p.srtt : p.rto)
-        }
-        var pick: Int?
-        var pickRTT = Double.greatestFiniteMagnitude
-        for (k, p) in mp.paths.enumerated() where p.usable && (!p.backup || !hasRegular) {
-            let room = Int(p.cwnd) - p.pipe
-            guard room >= min(want, p.mss) else { continue }
-            let rtt = p.srtt > 0 ? p.srtt : p.rto
-            // (A subflow with no RTT sample yet gets its chance: its first
-            // ACK gives one.)
-            if p.srtt > 0 && rtt > bestRTT * config.tuning.slowPathFactor && rtt - bestRTT > 0.010 { continue }
-            if rtt < pickRTT { pick = k; pickRTT = rtt }
-        }
-        return pick
     }
 
     // MARK: - Sending on a subflow

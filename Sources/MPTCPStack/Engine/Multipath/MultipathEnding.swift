@@ -114,7 +114,7 @@ extension Engine {
                 + "dataRTO \(mp.dataRTO)\n"
             for (k, p) in mp.paths.enumerated() {
                 out += "  [\(k)] \(p.state) uplink \(p.uplink)\(p.backup ? " backup" : "")\(p.suspect ? " suspect" : "") "
-                    + "flight \(p.flight) cwnd \(Int(p.cwnd)) ssthresh \(p.ssthresh > 1e12 ? -1 : Int(p.ssthresh)) srtt \(Int(p.srtt * 1000))ms min \(Int(p.minRTT * 1000))ms "
+                    + "flight \(p.flight) cwnd \(Int(p.cwnd)) ssthresh \(p.ssthresh > 1e12 ? -1 : Int(p.ssthresh)) srtt \(Int(p.srtt * 1000))ms min \(Int(p.rtt.minRTT * 1000))ms "
                     + "rto \(Int(p.rto * 1000))ms backoff \(p.backoff) segs \(p.segments.count)"
                     + (p.segments.first.map { " first dsn+\(rel($0.dsn)) len \($0.length) retx \($0.retransmitted)" } ?? "")
                     + "\(p.inRecovery ? " recovery" : "")\n"

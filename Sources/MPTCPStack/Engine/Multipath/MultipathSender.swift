@@ -14,13 +14,7 @@ extension Engine {
     }
 
     func rttSample(_ p: inout Subflow, _ r: Double) {
-        if p.srtt == 0 {
-            p.srtt = r; p.rttvar = r / 2
-        } else {
-            p.rttvar = 0.75 * p.rttvar + 0.25 * abs(p.srtt - r)
-            p.srtt = 0.875 * p.srtt + 0.125 * r
-        }
-        p.rto = min(60, max(config.tuning.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+        p.rtt.sample(r, minRTO: config.tuning.minRTO)
     }
 
     func onSubflowAck(_ c: Connection, _ p: inout Subflow, _ k: Int, ack: TCPSeq, opts: TCPOptionSummary, pure: Bool,
@@ -43,18 +37,18 @@ extension Engine {
             if let echoed = echoedRTT(p, opts, now: now) { sample = echoed }
             if let sample {
                 rttSample(&p, sample)
-                p.minRTT = p.minRTT == 0 ? sample : min(p.minRTT, sample)
+                p.rtt.noteMinimum(sample)
                 // Leave slow start when the delay rises (queues building at
                 // the bottleneck: HyStart's delay test), before the
                 // overshoot that a tbf or a drop-tail queue answers with a
                 // burst of losses.
-                if p.cwnd < p.ssthresh && p.cwnd >= Double(16 * p.mss) && sample > p.minRTT * 1.25 + 0.004 {
+                if p.cwnd < p.ssthresh && p.cwnd >= Double(16 * p.mss) && sample > p.rtt.minRTT * 1.25 + 0.004 {
                     p.ssthresh = p.cwnd
                 }
             }
             if p.backoff > 0 {
                 // Progress: the backed-off timeout gives way to the estimate.
-                p.rto = min(60, max(config.tuning.minRTO, p.srtt + max(0.001, 4 * p.rttvar)))
+                p.rtt.resetTimeout(minRTO: config.tuning.minRTO)
             }
             p.dupAcks = 0
             p.backoff = 0

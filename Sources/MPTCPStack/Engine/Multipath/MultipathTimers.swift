@@ -68,7 +68,7 @@ extension Engine {
                     failPath(&c, h, k, now: now, sendReset: true)
                     continue
                 }
-                p.rto = min(60, p.rto * 2)
+                p.rtt.backOff()
                 reduceWindow(&p, now: now)
                 p.cwnd = Double(p.mss)
                 p.inRecovery = false
