@@ -83,7 +83,7 @@ struct TSHistory {
 /// A subflow's sent segments and received out-of-order ranges.
 final class PathQueues {
     var segments = Deque<SentSegment>()
-    var ooo: [SACKBlock] = []
+    var ooo = ReceiveRanges()
     /// Nothing reserved: the queues grow with a connection's window (once,
     /// while it ramps up; steady-state translation allocates nothing), and
     /// an idle connection holds little (docs/decisions.md).
@@ -160,7 +160,7 @@ struct Subflow {
     var rcvNxt = TCPSeq(0)
     /// Ranges received above rcvNxt, the most recently grown first
     /// (announced as SACK blocks in that order, RFC 2018 §4). Bounded.
-    var ooo: [SACKBlock] {
+    var ooo: ReceiveRanges {
         get { q.ooo }
         nonmutating _modify { yield &q.ooo }
     }

@@ -1,6 +1,5 @@
-// Multipath connections ending (DATA_FIN exchange, aborts), the
-// out-of-order ranges a subflow receives, and the path manager's link and
-// ICMP events, announced addresses, and the debug dump.
+// Multipath connections ending (DATA_FIN exchange, aborts), and the path
+// manager's link and ICMP events, announced addresses, and the debug dump.
 
 extension Engine {
     // MARK: - Ending
@@ -38,44 +37,6 @@ extension Engine {
         c = conns[h]!
         if !wasClosed { sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.rst | TCPFlags.ack, now: now) }
         return drop(.consumed)
-    }
-
-    // MARK: - Receive bookkeeping
-
-
-    func addOOO(_ p: inout Subflow, _ l: TCPSeq, _ r: TCPSeq) {
-        var left = l, right = r
-        var i = 0
-        while i < p.ooo.count {
-            let b = p.ooo[i]
-            if !(right < b.left) && !(b.right < left) {
-                if b.left < left { left = b.left }
-                if right < b.right { right = b.right }
-                p.ooo.remove(at: i)
-            } else {
-                i += 1
-            }
-        }
-        p.ooo.insert(SACKBlock(left: left, right: right), at: 0)
-        if p.ooo.count > config.tuning.maxOOORanges { p.ooo.removeLast() } // the peer resends it; the data level has it
-    }
-
-    func mergeOOO(_ p: inout Subflow) {
-        var changed = true
-        while changed {
-            changed = false
-            var i = 0
-            while i < p.ooo.count {
-                let b = p.ooo[i]
-                if !(p.rcvNxt < b.left) {
-                    if p.rcvNxt < b.right { p.rcvNxt = b.right }
-                    p.ooo.remove(at: i)
-                    changed = true
-                } else {
-                    i += 1
-                }
-            }
-        }
     }
 }
 

@@ -355,10 +355,11 @@ extension Engine {
                 p.ackPending = true // a duplicate: ACK again
             } else {
                 if !(p.rcvNxt < t.seq) {
-                    p.rcvNxt = end
-                    mergeOOO(&p)
+                    var next = end
+                    p.ooo.absorb(into: &next) // the ranges it reaches are in order now
+                    p.rcvNxt = next
                 } else {
-                    addOOO(&p, t.seq, end)
+                    p.ooo.add(t.seq, end, limit: config.tuning.maxOOORanges)
                 }
                 p.ackPending = true
                 if let d = p.mapping.dsn(atRelative: UInt32(bitPattern: t.seq - p.remoteISN)) {
