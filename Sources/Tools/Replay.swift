@@ -113,6 +113,10 @@ public enum Replayer {
                 r.outputs += 1
                 rec.write(side: side, output: true, gso: gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                           UnsafeRawBufferPointer(rebasing: ip[off...]))
+            case let .carry(hl):
+                r.outputs += 1
+                rec.write(side: side, output: true, gso: gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                          engine.carriedPayload)
             }
             // As the daemon does: timer passes until nothing is due (a pass
             // stops when the outbox is nearly full).

@@ -331,6 +331,18 @@ public final class LiveFuzz {
             if check(out, towards: towards, gso: gso, strict: !origin.isMutated, what: "rewrite of \(origin)") {
                 route(out, towards: towards)
             }
+        case let .carry(hl):
+            report.rewrites += 1
+            guard hl > 0, hl <= engine.headerBuffer.count else {
+                fail("carry(\(hl)) of a \(bytes.count)-byte packet")
+                break
+            }
+            var out = Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]))
+            out.append(contentsOf: engine.carriedPayload)
+            if tracing { log("   carry: \(summary(out))") }
+            if check(out, towards: towards, gso: gso, strict: !origin.isMutated, what: "carry of \(origin)") {
+                route(out, towards: towards)
+            }
         }
         // What the engine sent on its own.
         drainOutbox(origin: .outbox)

@@ -112,10 +112,20 @@ package struct EngineEvent {
     package let output: [UInt8]?
     /// Packets the engine originated during the event, with their side.
     package let outbox: [(bytes: [UInt8], side: Side)]
+    /// The side a `.carry` verdict's packet goes to.
+    package var carriedTowards = Side.lan
+
+    /// What went out towards each side: a carried packet (the oldest data,
+    /// first), then the outbox.
+    package var sent: [(bytes: [UInt8], side: Side)] {
+        if case .carry = verdict, let o = output { return [(o, carriedTowards)] + outbox }
+        return outbox
+    }
 
     package var decoded: Decoded? { output.flatMap(Decoded.init) }
 
     package var isRewrite: Bool { if case .rewrite = verdict { return true } else { return false } }
+    package var isCarry: Bool { if case .carry = verdict { return true } else { return false } }
 
     /// The rewritten packet, decoded; records an issue unless the verdict is `.rewrite`.
     package func rewritten(sourceLocation: SourceLocation = #_sourceLocation) throws -> Decoded {
@@ -247,6 +257,11 @@ package final class EngineHarness {
             if !engine.config.multipath, let a = Decoded(p), let b = Decoded(out) {
                 #expect(a.source == b.source && a.destination == b.destination, "4-tuple changed", sourceLocation: sourceLocation)
             }
+        case let .carry(hl):
+            #expect(hl > 0 && engine.config.multipath, "carry(\(hl))", sourceLocation: sourceLocation)
+            let out = Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl])) + Array(engine.carriedPayload)
+            output = out
+            checkOutputInvariants(out, gsoPartial: gso, check: rewriteCheck, sourceLocation: sourceLocation)
         }
         var outbox: [(bytes: [UInt8], side: Side)] = []
         for i in 0 ..< engine.outbox.count {
@@ -255,7 +270,9 @@ package final class EngineHarness {
             checkOutputInvariants(Array(b), gsoPartial: false, sourceLocation: sourceLocation)
         }
         engine.outbox.removeAll()
-        return EngineEvent(input: p, verdict: verdict, output: output, outbox: outbox)
+        var event = EngineEvent(input: p, verdict: verdict, output: output, outbox: outbox)
+        if case .carry = verdict { event.carriedTowards = engine.carriedTowards }
+        return event
     }
 
     @discardableResult

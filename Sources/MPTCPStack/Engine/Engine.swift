@@ -68,8 +68,13 @@ public final class Engine<RNG: RandomNumberGenerator> {
     }
     var deadlines = Heap<Deadline>()
 
-    /// New IP + TCP headers of the last `.rewrite` verdict.
+    /// New IP + TCP headers of the last `.rewrite` or `.carry` verdict.
     public let headerBuffer: UnsafeMutableRawBufferPointer
+    /// The payload of the last `.carry` verdict.
+    public internal(set) var carriedPayload = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// The uplink the last `.carry` verdict's segment is for (the kernel
+    /// routes it by its new header; a simulator needs to be told).
+    public internal(set) var carriedTowards = Side.lan
     /// Packets the engine sent on its own during the last event; the caller
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()

@@ -25,7 +25,7 @@ extension Engine {
         }
         var c = conns[h]!
         defer { if conns[h]?.generation == c.generation { conns[h] = c } }
-        if c.mp != nil && !c.mp!.paths.isEmpty { return mpFromClient(v, &c, h, now: now) }
+        if c.mp != nil && !c.mp!.paths.isEmpty { return mpFromClient(v, &c, h, now: now, gso: gso) }
 
         if t.has(TCPFlags.rst) {
             // The client aborted: abort the MPTCP connection too (§3.5, option B).

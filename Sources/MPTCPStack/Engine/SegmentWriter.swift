@@ -63,10 +63,7 @@ struct SegmentWriter {
                 guard w.offset + pendingNops + e.bytes.count <= 40 else { return nil }
                 for _ in 0 ..< pendingNops { w.u8(TCPOptionKind.noOperation) }
                 if kind == TCPOptionKind.maxSegmentSize && e.bytes.count == 4 {
-                    var mss = e.bytes.u16(2)
-                    mss = Int(mss) > Int(policy.mssClamp) + 536 ? mss - policy.mssClamp : min(mss, 536)
-                    if let lim = policy.mssLimit { mss = min(mss, lim) }
-                    w.mssOption(mss)
+                    w.mssOption(Self.clampedMSS(e.bytes.u16(2), policy: policy))
                 } else {
                     w.bytes(e.bytes)
                 }
@@ -91,6 +88,14 @@ struct SegmentWriter {
         }
         w.padOptions()
         return w.offset
+    }
+
+    /// The MSS value written in place of `mss` under `policy`: less the
+    /// clamp (never below 536 that way), at most the limit.
+    static func clampedMSS(_ mss: UInt16, policy: OptionPolicy) -> UInt16 {
+        var m = Int(mss) > Int(policy.mssClamp) + 536 ? mss - policy.mssClamp : min(mss, 536)
+        if let lim = policy.mssLimit { m = min(m, lim) }
+        return m
     }
 
     /// Writes IP header (copied from the original, lengths and IPv4 checksum
@@ -144,9 +149,10 @@ struct SegmentWriter {
 }
 
 extension SegmentWriter {
-    /// Writes new IP and TCP headers for `v`'s payload between other
-    /// endpoints (a segment moved from a joined subflow onto the client's
-    /// connection): a fresh IP header (TOS/traffic class, TTL/hop limit and
+    /// Writes new IP and TCP headers for `v`'s payload (or `payload`, which
+    /// then goes in its place) between other endpoints (a segment moved from
+    /// a joined subflow onto the client's connection, or client data carried
+    /// onto a subflow): a fresh IP header (TOS/traffic class, TTL/hop limit and
     /// IPv4 identification kept; IP options and IPv6 extension headers left
     /// out), then TCP with `options`. The TCP checksum is computed unless the
     /// packet is a GSO super-segment (then seeded as the kernel expects).
@@ -154,8 +160,9 @@ extension SegmentWriter {
     static func writeMoved(into out: UnsafeMutableRawBufferPointer, original v: TCPPacketView,
                            source: Endpoint, destination: Endpoint,
                            seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
-                           options: UnsafeRawBufferPointer, computeChecksum: Bool) -> Int? {
-        let payload = v.tcp.payload
+                           options: UnsafeRawBufferPointer, computeChecksum: Bool,
+                           payload carried: UnsafeRawBufferPointer? = nil) -> Int? {
+        let payload = carried ?? v.tcp.payload
         let tcpLen = 20 + options.count
         var w = ByteWriter(out)
         switch (source.address, destination.address) {

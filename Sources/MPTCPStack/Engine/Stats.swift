@@ -51,6 +51,10 @@ public struct EngineStats: Sendable, Equatable {
     public var synDataPassed: UInt64 = 0
     public var bufferedBytes: UInt64 = 0
     public var dataSegmentsSent: UInt64 = 0
+    /// First transmissions carried by the verdict of a client segment
+    /// (GSO super-segments count once), and their bytes.
+    public var carriedSegments: UInt64 = 0
+    public var carriedBytes: UInt64 = 0
     public var retransmits: UInt64 = 0
     public var fastRetransmits: UInt64 = 0
     public var rtoExpiries: UInt64 = 0
@@ -196,6 +200,8 @@ extension EngineStats {
               value: \.synDataPassed),
         .init(name: "buffered_bytes", help: "Client bytes taken into multipath send buffers.", value: \.bufferedBytes),
         .init(name: "data_segments", help: "Data segments sent on subflows.", value: \.dataSegmentsSent),
+        .init(name: "carried_segments", help: "First transmissions carried onto a subflow by a client segment's verdict.", value: \.carriedSegments),
+        .init(name: "carried_bytes", help: "Bytes of those first transmissions.", value: \.carriedBytes),
         .init(name: "retransmits", help: "Subflow retransmissions.", value: \.retransmits),
         .init(name: "fast_retransmits", help: "Subflow fast retransmits.", value: \.fastRetransmits),
         .init(name: "rto_expiries", help: "Subflow retransmission timeouts.", value: \.rtoExpiries),

@@ -256,6 +256,10 @@ final class MPConn {
     /// The window scale the peer announced to the client (subflow 0 SYN/ACK).
     var peerWScaleToClient: UInt8 = 0
     var clientWindow: UInt16 = 0
+    /// The largest payload the client puts in one segment (the MSS we told
+    /// it, less its timestamps), and so the GSO size of its super-segments:
+    /// one may be carried onto a subflow whose segments are no smaller.
+    var lanSegmentMax = 0
     var clientTSval: UInt32 = 0
     /// The ACK number and window last sent to the client.
     var lastAckToClient = TCPSeq(0)

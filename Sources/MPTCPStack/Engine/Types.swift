@@ -80,6 +80,13 @@ public enum Verdict: Equatable, Sendable {
     /// first `headerLength` bytes of the engine's header buffer and the
     /// payload is the original packet's bytes from `payloadOffset` on.
     case rewrite(headerLength: Int, payloadOffset: Int)
+    /// Let through, in the packet's place, a segment of the engine's own:
+    /// its IP and TCP headers are the first `headerLength` bytes of the
+    /// header buffer and its payload is `Engine.carriedPayload` (bytes of a
+    /// send buffer, valid until the next event). The packet keeps its GSO
+    /// size, so a super-segment carries a subflow's first transmission at
+    /// the cost of one verdict (docs/datapath.md).
+    case carry(headerLength: Int)
 }
 
 /// Engine settings (the daemon maps its command line onto these).
@@ -227,6 +234,11 @@ public struct EngineTuning: Sendable {
     public var probeSpacing: Duration = .milliseconds(550)
     /// The smallest subflow RTO, in seconds (RFC 6298 allows less than 1 s; Linux uses 200 ms).
     public var minRTO: Double = 0.2
+    // MultipathClient.swift
+    /// A client segment carries the first transmission of buffered data
+    /// onto a subflow as its verdict (off: every subflow segment is sent
+    /// from the outbox, as before issue 15; kept for comparison).
+    public var carryByVerdict = true
 
     public init() {}
 }

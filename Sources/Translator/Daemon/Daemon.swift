@@ -103,6 +103,9 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             case let .rewrite(hl, off):
                 try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: UnsafeRawBufferPointer(rebasing: p.payload[off...]))
+            case let .carry(hl):
+                try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                                 payload: engine.carriedPayload)
             }
         } catch {
             verdictErrors &+= 1
@@ -153,6 +156,9 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         case let .rewrite(hl, off):
             r.write(side: side, output: true, gso: p.gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                     UnsafeRawBufferPointer(rebasing: p.payload[off...]))
+        case let .carry(hl):
+            r.write(side: side, output: true, gso: p.gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                    engine.carriedPayload)
         }
     }
 

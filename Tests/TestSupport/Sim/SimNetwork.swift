@@ -48,7 +48,13 @@ package final class SimGateway {
         return uplinkAddresses.firstIndex { $0.contains(a.source.address) } ?? 0
     }
 
+    /// The last verdict carried a subflow segment: it leaves by the uplink
+    /// the engine says (as its raw socket would have sent it; the kernel
+    /// routes it by its addresses the same way).
+    private var carried = false
+
     private func handle(_ p: [UInt8], _ side: Side) -> [UInt8]? {
+        carried = false
         let v = p.withUnsafeBytes { engine.handle(packet: $0, side: side, gso: false, now: scheduler.now) }
         switch v {
         case .accept:
@@ -62,13 +68,17 @@ package final class SimGateway {
             verdicts["rewrite", default: 0] += 1
             guard h > 0, o <= p.count else { log.violation("gateway", "rewrite(\(h), \(o)) of \(p.count) bytes"); return nil }
             return Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< h])) + p[o...]
+        case let .carry(h):
+            verdicts["carry", default: 0] += 1
+            carried = true
+            return Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< h])) + Array(engine.carriedPayload)
         }
     }
 
     package func fromLAN(_ p: [UInt8]) {
         if let out = handle(p, .lan) {
             log.note("gateway", "-> uplink: " + (SimSegment(out)?.summary ?? "?"))
-            toUplink(uplink(forSource: out), out)
+            if carried, case let .uplink(u) = engine.carriedTowards { toUplink(Int(u), out) } else { toUplink(uplink(forSource: out), out) }
         }
         drainOutbox()
         rearm()

@@ -5,7 +5,7 @@
 extension Engine {
     // MARK: - From the client
 
-    func mpFromClient(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, now: Instant) -> Verdict {
+    func mpFromClient(_ v: TCPPacketView, _ c: inout Connection, _ h: Int, now: Instant, gso: Bool) -> Verdict {
         let mp = c.mp!
         let t = v.tcp
         if t.has(TCPFlags.rst) {
@@ -82,14 +82,65 @@ extension Engine {
             return drop(.consumed)
         }
         let before = outbox.count
+        let carried = n > 0 ? carryFirstTransmission(v, c, mp, gso: gso, now: now) : nil
         mpPush(&c, h, now: now)
-        if outbox.count == before && (ackAdvanced || windowChanged) {
+        if carried == nil && outbox.count == before && (ackAdvanced || windowChanged) {
             let k = bestAckPath(mp)
             if let k { sendAck(c, mp, k, now: now) }
         }
         mpFinishIfDone(&c, h, now: now)
         scheduleTimer(&c, h, now: now)
-        return drop(.consumed)
+        return carried ?? drop(.consumed)
+    }
+
+    /// The client's data segment leaves as the first transmission of the
+    /// oldest data not yet sent (its own bytes, or older ones still waiting
+    /// for room) on the subflow the scheduler picks: a new header in place
+    /// of the client's, the payload from the send buffer (where a copy stays
+    /// for retransmission), and the packet's GSO size kept, so the kernel
+    /// cuts a super-segment into wire segments that all carry its one DSS
+    /// mapping (docs/datapath.md). Nil when it can carry nothing: what is
+    /// left goes from the outbox (`mpPush`).
+    func carryFirstTransmission(_ v: TCPPacketView, _ c: Connection, _ mp: MPConn, gso: Bool, now: Instant) -> Verdict? {
+        guard config.tuning.carryByVerdict, c.fullyEstablished, c.phase == .established,
+              mp.reinject.isEmpty, mp.dataFinDSN == nil else { return nil }
+        let dsn = mp.sendNext
+        guard dsnBefore(dsn, mp.bufEnd), dsnBefore(dsn, mp.peerWindowEdge) else { return nil }
+        let unsent = Int(mp.bufEnd &- dsn)
+        let window = Int(mp.peerWindowEdge &- dsn)
+        guard let k = scheduler.pick(mp.paths, want: min(unsent, window)) else { return nil }
+        let p = mp.paths[k]
+        // A super-segment: its GSO size (the client's segment) must fit this
+        // subflow's segments, and the whole must fit a verdict. One segment:
+        // no larger than the client's, and than this subflow's.
+        let most: Int
+        if gso {
+            guard mp.lanSegmentMax > 0, mp.lanSegmentMax <= p.mss else { return nil }
+            most = SegmentWriter.maxPacketLength - (p.local.address.isIPv6 ? 40 : 20) - 60
+        } else {
+            most = min(v.tcp.payload.count, p.mss)
+        }
+        // As `sendQueued`: within the congestion window, or one segment.
+        let cwndRoom = max(Int(p.cwnd) - p.pipe, p.mss)
+        let payload = mp.bytes(at: dsn, max: min(unsent, window, most, cwndRoom))
+        let length = payload.count
+        guard length > 0 else { return nil }
+        let first = dataOption(c, p, k, dsn: dsn, seq: p.sndNxt, length: length, dataFin: false, payload: payload)
+        let ol = pathOptions(mp, p, now: now, first: first, sack: false)
+        guard let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: p.local, destination: p.remote,
+                                                seq: p.sndNxt, ack: p.rcvNxt, flags: TCPFlags.ack | TCPFlags.psh,
+                                                window: windowToPeer(mp),
+                                                options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]),
+                                                computeChecksum: !gso, payload: payload) else { return nil }
+        noteDataSent(mp, k, seq: p.sndNxt, dsn: dsn, length: length, dataFin: false, first: true,
+                     segmentSize: gso ? mp.lanSegmentMax : p.mss, now: now)
+        if mp.sendNext == mp.bufStart { mp.dataAckProgress = now }
+        mp.sendNext = dsn &+ UInt64(length)
+        carriedPayload = payload
+        carriedTowards = .uplink(p.uplink)
+        stats.carriedSegments &+= 1
+        stats.carriedBytes &+= UInt64(length)
+        return .carry(headerLength: hl)
     }
 
     /// A subflow that can carry a pure ACK: the last one data came on, else any active one.
@@ -209,32 +260,54 @@ extension Engine {
 
     func sendData(_ c: Connection, _ mp: MPConn, _ k: Int, dsn: UInt64, length: Int, dataFin: Bool,
                   now: Instant, retransmitOf seq: TCPSeq? = nil) {
-        var p = mp.paths[k]
+        let p = mp.paths[k]
         let payload = length > 0 ? mp.bytes(at: dsn, max: length) : UnsafeRawBufferPointer(start: nil, count: 0)
         let sseq = seq ?? p.sndNxt
-        let rel = sseq - p.localISN
-        let first: MPTCPOption
+        let first = dataOption(c, p, k, dsn: dsn, seq: sseq, length: length, dataFin: dataFin, payload: payload)
+        let ol = pathOptions(mp, p, now: now, first: first, sack: length == 0)
+        originate(p, towards: .uplink(p.uplink), seq: sseq, ack: p.rcvNxt, flags: TCPFlags.ack | (length > 0 ? TCPFlags.psh : 0),
+                  window: windowToPeer(mp), optionLength: ol, payload: payload)
+        noteDataSent(mp, k, seq: sseq, dsn: dsn, length: length, dataFin: dataFin, first: seq == nil, now: now)
+    }
+
+    /// The MPTCP option of a data segment at subflow sequence `seq`: its DSS
+    /// mapping (with DATA_FIN, and the checksum when negotiated), or
+    /// MP_CAPABLE for the first data before the peer has shown it has our key.
+    func dataOption(_ c: Connection, _ p: Subflow, _ k: Int, dsn: UInt64, seq: TCPSeq, length: Int, dataFin: Bool,
+                    payload: UnsafeRawBufferPointer) -> MPTCPOption {
+        let rel = seq - p.localISN
         if !c.fullyEstablished && k == 0 && dsn == c.localIDSN &+ 1 && length > 0 && !dataFin && rel == 1 {
             // First data before the peer has shown it has our key: MP_CAPABLE
             // with both keys and the data-level length (§3.1).
             var m = MPCapable(version: 1, flags: capableFlags(c), senderKey: c.localKey, receiverKey: c.remoteKey,
                               dataLevelLength: UInt16(length))
             if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: 1, length: UInt16(length), payload: payload) }
-            first = .mpCapable(m)
-        } else {
-            let mlen = UInt16(length + (dataFin ? 1 : 0))
-            let ssn: UInt32 = length == 0 ? 0 : UInt32(bitPattern: rel)
-            var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: mlen)
-            if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: mlen, payload: payload) }
-            first = .dss(DSS(dataAck: dataAckOption(c), dataAck8: true, mapping: m, dsn8: true, dataFin: dataFin))
+            return .mpCapable(m)
         }
-        let ol = pathOptions(mp, p, now: now, first: first, sack: length == 0)
-        originate(p, towards: .uplink(p.uplink), seq: sseq, ack: p.rcvNxt, flags: TCPFlags.ack | (length > 0 ? TCPFlags.psh : 0),
-                  window: windowToPeer(mp), optionLength: ol, payload: payload)
+        let mlen = UInt16(length + (dataFin ? 1 : 0))
+        let ssn: UInt32 = length == 0 ? 0 : UInt32(bitPattern: rel)
+        var m = DSSMapping(dsn: dsn, subflowSeq: ssn, length: mlen)
+        if c.checksums { m.checksum = DSSChecksum.compute(dsn: dsn, subflowSeq: ssn, length: mlen, payload: payload) }
+        return .dss(DSS(dataAck: dataAckOption(c), dataAck8: true, mapping: m, dsn8: true, dataFin: dataFin))
+    }
+
+    /// Subflow `k`'s books after a data segment went out (from the outbox or
+    /// carried by a verdict): a first transmission joins its send queue, a
+    /// super-segment as the wire segments the kernel cuts it into (of
+    /// `segmentSize` bytes), each acknowledged, SACKed and resent alone.
+    func noteDataSent(_ mp: MPConn, _ k: Int, seq: TCPSeq, dsn: UInt64, length: Int, dataFin: Bool, first: Bool,
+                      segmentSize: Int = Int.max, now: Instant) {
+        var p = mp.paths[k]
         p.ackPending = false
-        if seq == nil && length > 0 {
-            p.segments.append(SentSegment(seq: sseq, length: UInt32(length), dsn: dsn, sentAt: now, dataFin: dataFin))
-            p.sndNxt = sseq + UInt32(length)
+        if first && length > 0 {
+            var off = 0
+            while off < length {
+                let n = min(length - off, max(segmentSize, 1))
+                p.segments.append(SentSegment(seq: seq + UInt32(off), length: UInt32(n), dsn: dsn &+ UInt64(off), sentAt: now,
+                                              dataFin: dataFin && off + n == length))
+                off += n
+            }
+            p.sndNxt = seq + UInt32(length)
         }
         if p.rtoAt == nil && length > 0 { p.rtoAt = now + .nanoseconds(Int64(p.rto * 1e9)) }
         stats.dataSegmentsSent &+= 1

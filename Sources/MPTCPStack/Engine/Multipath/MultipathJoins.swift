@@ -64,6 +64,13 @@ extension Engine {
         p.peerWScale = peer.has(.windowScale) ? peer.windowScale : 0
         setPathMSS(&p, peerMSS: peer.has(.mss) ? peer.mss : 536, checksums: c.checksums)
         p.announcedMSS = initialAnnouncedMSS(c, mp, uplink: Int(uplink))
+        // What the LAN host was told in the same handshake (rewritten with
+        // the clamp), less its timestamps: its largest segment.
+        let v6 = c.key.client.address.isIPv6
+        let limit = segmentLimit(uplink: Int(uplink), v6: v6).map { UInt16(clamping: $0 - Int(config.mssClamp)) }
+        let told = peer.has(.mss) ? SegmentWriter.clampedMSS(peer.mss, policy: OptionPolicy(mssLimit: limit, mssClamp: config.mssClamp))
+                                  : (v6 ? 1220 : 536)
+        mp.lanSegmentMax = Int(told) - (mp.clientTimestamps ? 12 : 0)
         p.cwnd = Double(10 * p.mss)
         let rtt = Double(now.nanoseconds &- hostTSAt.nanoseconds) / 1e9
         if rtt > 0 && rtt < 10 { rttSample(&p, rtt) }

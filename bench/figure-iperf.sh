@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Figure "tput_iperf": unshaped goodput of one TCP flow measured by iperf3
+# (C -> D up, D -> C down with -R), per design, BENCH_REPS repetitions,
+# interleaved as in figure-throughput.sh. xfer.py, which checks sha256,
+# tops out near 2.4 Gbit/s itself, so the unshaped designs are compared
+# here, where the load generator is not the limit; integrity stays with the
+# sha256 transfers (figure-throughput.sh, the netns suite).
+# Metrics per transfer:
+#   up_gbit / down_gbit    iperf3's receiver-side goodput, Gbit/s
+#   cpu_s_per_gb_gw        utime+stime of the design's gateway programs per
+#                          GB moved (1e9 bytes), up and down together; 0
+#                          where the design runs none (kernel forwarding)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+QUICK=${BENCH_QUICK:-0}
+REPS=${BENCH_REPS:-3}; [ "$QUICK" = 1 ] && REPS=1
+DESIGNS=${BENCH_DESIGNS:-$BENCH_ALL_DESIGNS}
+SECS=${BENCH_IPERF_SECONDS:-5}; [ "$QUICK" = 1 ] && SECS=3
+FIG=tput_iperf
+command -v iperf3 >/dev/null || { echo "FAIL - iperf3 is not installed"; exit 1; }
+
+bench_testbed || exit 1
+bench_shape off
+echo "INFO $FIG: iperf3, one flow, ${SECS} s per transfer, $REPS repetitions, designs: $DESIGNS"
+calc() { python3 -c "print($1)"; }
+
+for rep in $(seq $REPS); do
+    for d in $DESIGNS; do
+        if ! design_start $d; then
+            bench_error $FIG $d $rep "design_start $d failed"
+            design_stop; continue
+        fi
+        wrap=()
+        case $d in kernel|nfq1) wrap=(mptcpize run);; esac
+        _bench_bg $BENCH_D iperf3 "${wrap[@]}" iperf3 -s -p 5201
+        srv=$BENCH_LAST_LOG
+        if ! wait_for 10 in_ns $BENCH_D sh -c "ss -ltnH 'sport = :5201' | grep -q ."; then
+            bench_error $FIG $d $rep "iperf3 server did not start: $(head -c 300 "$srv")"
+            design_stop; continue
+        fi
+        cwrap=(); [ "$BENCH_CLIENT_MPTCP" = 1 ] && cwrap=(mptcpize run)
+        gw=0 gb=0
+        for mode in up down; do
+            rev=(); [ $mode = down ] && rev=(-R)
+            g0=$(bench_cpu_gw)
+            out=$(in_ns $BENCH_C timeout $((SECS + 30)) "${cwrap[@]}" iperf3 -c $BENCH_DST -p 5201 -t $SECS -J "${rev[@]}" 2>&1)
+            rc=$?
+            g1=$(bench_cpu_gw)
+            r=$(echo "$out" | python3 -c 'import json,sys
+try:
+    e = json.load(sys.stdin)["end"]["sum_received"]
+    print("%.3f %d" % (e["bits_per_second"] / 1e9, e["bytes"]))
+except Exception:
+    pass' 2>/dev/null)
+            if [ $rc != 0 ] || [ -z "$r" ]; then
+                bench_error $FIG $d $rep "$mode iperf3 failed (rc $rc): $(echo "$out" | grep -m1 -i error | head -c 300)"
+                continue
+            fi
+            set -- $r
+            bench_sample $FIG $d $rep ${mode}_gbit $1 Gbit/s
+            gw=$(calc "$gw + $g1 - $g0"); gb=$(calc "$gb + $2 / 1e9")
+        done
+        if [ -n "$BENCH_GW_PIDS" ] && [ "$(calc "$gb > 0")" = True ]; then
+            bench_sample $FIG $d $rep cpu_s_per_gb_gw $(calc "round($gw / $gb, 3)") s/GB
+        fi
+        design_stop
+    done
+done
+echo "INFO $FIG done"
