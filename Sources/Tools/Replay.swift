@@ -117,7 +117,10 @@ public enum Replayer {
                 r.outputs += 1
                 rec.write(side: side, output: true, gso: gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                           engine.carriedPayload)
+            case .hold:
+                r.drops += 1 // for now: its release is an output
             }
+            Self.writeReleases(engine, rec, at: now, &r)
             // As the daemon does: timer passes until nothing is due (a pass
             // stops when the outbox is nearly full).
             var passes = 0
@@ -129,10 +132,22 @@ public enum Replayer {
                     rec.write(side: s, output: true, at: now, bytes)
                 }
                 engine.outbox.removeAll()
+                Self.writeReleases(engine, rec, at: now, &r)
                 passes += 1
             } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
         }
         r.stats = engine.stats
         return r
+    }
+
+    /// Held packets the last event released: each that leaves is an output.
+    static func writeReleases<RNG: RandomNumberGenerator>(_ engine: Engine<RNG>, _ rec: Recorder, at now: Instant, _ r: inout Result) {
+        for i in 0 ..< engine.releases.count {
+            if let p = engine.releases.release(i).packet {
+                r.outputs += 1
+                rec.write(side: p.towards, output: true, gso: p.gso, at: now, p.header, p.payload)
+            }
+        }
+        engine.releases.removeAll()
     }
 }

@@ -340,9 +340,12 @@ public final class LiveFuzz {
             var out = Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]))
             out.append(contentsOf: engine.carriedPayload)
             if tracing { log("   carry: \(summary(out))") }
-            if check(out, towards: towards, gso: gso, strict: !origin.isMutated, what: "carry of \(origin)") {
-                route(out, towards: towards)
+            if check(out, towards: engine.carriedTowards, gso: gso, strict: !origin.isMutated, what: "carry of \(origin)") {
+                route(out, towards: engine.carriedTowards)
             }
+        case .hold:
+            report.drops[Int(DropReason.consumed.rawValue)] += 1
+            if tracing { log("   hold") }
         }
         // What the engine sent on its own.
         drainOutbox(origin: .outbox)
@@ -361,6 +364,16 @@ public final class LiveFuzz {
             }
         }
         engine.outbox.removeAll()
+        // Held packets released: each that leaves is a segment of the engine's.
+        for i in 0 ..< engine.releases.count {
+            guard let p = engine.releases.release(i).packet else { continue }
+            let out = Array(p.header) + Array(p.payload)
+            report.outboxPackets += 1
+            if check(out, towards: p.towards, gso: p.gso, strict: true, what: "released packet towards \(p.towards)") {
+                route(out, towards: p.towards)
+            }
+        }
+        engine.releases.removeAll()
     }
 
     /// A genuine packet with a mapping that the engine took (rewritten or
@@ -370,7 +383,7 @@ public final class LiveFuzz {
         let taken: Bool
         switch v {
         case .rewrite: taken = true
-        case .drop(.consumed): taken = plane == .twoUplinks
+        case .drop(.consumed), .carry, .hold: taken = plane == .twoUplinks
         default: taken = false
         }
         guard taken else { return }

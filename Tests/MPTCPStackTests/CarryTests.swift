@@ -7,6 +7,7 @@ import Testing
 // header, and the same segment the outbox would have sent.
 
 private let uplink1 = IPAddress("198.51.100.2")!
+private let ACK = TCPFlags.ack
 
 @Suite("Carried first transmissions")
 struct CarryTests {
@@ -81,5 +82,74 @@ struct CarryTests {
         let on1 = s.out(e2, .uplink(1)).filter { !$0.payload.isEmpty }
         #expect(on1.reduce(0) { $0 + $1.payload.count } == more.count)
         #expect(on1.allSatisfy { $0.bytes.count <= 1400 && $0.source.address == uplink1 })
+    }
+
+    @Test("ACKs by verdict: the peer's pure DATA_ACK is written over as the client's ACK, the client's pure ACK as a subflow's DATA_ACK; nothing from the outbox")
+    func acksByVerdict() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 24)
+        let up = randomBytes(1000, &rng)
+        #expect(s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: up)).isCarry)
+        // The peer acknowledges the data on subflow 0: the client hears it.
+        let e1 = s.h.peer(s.c.fromPeer(seq: 1, ack: 1 + 1000, mptcp: [s.peerDSS(s.L &+ 1 &+ 1000)]))
+        #expect(e1.isCarry && e1.carriedTowards == .lan)
+        #expect(e1.outbox.isEmpty)
+        let a1 = try #require(e1.decoded)
+        #expect(a1.source == s.c.server && a1.destination == s.c.client)
+        #expect(a1.ack == s.c.cs(1 + 1000) && a1.flags == ACK && a1.payload.isEmpty && a1.mptcp.isEmpty)
+        // Peer data for the client, then the client's ACK of it: our DATA_ACK.
+        let down = randomBytes(500, &rng)
+        let e2 = s.h.peer(s.c.fromPeer(seq: 1, ack: 1 + 1000,
+                                       mptcp: [s.peerDSS(s.L &+ 1 &+ 1000, mapping: DSSMapping(dsn: s.R &+ 1, subflowSeq: 1, length: 500))],
+                                       payload: down))
+        #expect(try e2.rewritten().payload == down)
+        let e3 = s.h.lan(s.c.fromClient(seq: 1 + 1000, ack: 1 + 500))
+        #expect(e3.isCarry && e3.carriedTowards == .uplink(0))
+        #expect(e3.outbox.isEmpty)
+        let a3 = try #require(e3.decoded)
+        #expect(a3.source == s.c.client && a3.destination == s.c.server && a3.payload.isEmpty)
+        // (A 4-byte DATA_ACK on a pure ACK, as `sendAck` writes it.)
+        let dataAck = try #require(a3.dss?.dataAck)
+        #expect(UInt32(truncatingIfNeeded: dataAck) == UInt32(truncatingIfNeeded: s.R &+ 1 &+ 500) && a3.dss?.mapping == nil)
+        #expect(s.h.engine.stats.acksByVerdict == 2)
+    }
+
+    @Test("a client segment no subflow has room for is held in the queue; the ACK that opens room releases it carrying the oldest unsent data; a reset releases what is still held as drops")
+    func heldPackets() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 25)
+        let data = randomBytes(4 * 14_200, &rng)
+        func chunk(_ i: Int) -> [UInt8] { Array(data[i * 14_200 ..< (i + 1) * 14_200]) }
+        // Both subflows' initial windows fill, each with one super-segment.
+        let e0 = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: chunk(0)), gso: true)
+        let e1 = s.h.lan(s.c.fromClient(seq: 1 + 14_200, ack: 1, payload: chunk(1)), gso: true)
+        #expect(e0.isCarry && e1.isCarry && e0.carriedTowards != e1.carriedTowards)
+        // The third: no room anywhere. Held, nothing sent.
+        let e2 = s.h.lan(s.c.fromClient(seq: 1 + 28_400, ack: 1, payload: chunk(2)), gso: true)
+        guard case .hold = e2.verdict else { Issue.record("not held: \(e2.verdict)"); return }
+        #expect(e2.sent.allSatisfy { Decoded($0.bytes)?.payload.isEmpty ?? true })
+        #expect(s.h.engine.stats.heldPackets == 1)
+        // The peer acknowledges subflow 0's data: the held packet carries
+        // the third chunk there, one mapping, nothing from the outbox.
+        let sub0 = e0.carriedTowards == .uplink(0) ? 0 : 1
+        let ack = sub0 == 0
+            ? s.h.peer(s.c.fromPeer(seq: 1, ack: 1 + 14_200, mptcp: [s.peerDSS(s.L &+ 1 &+ 14_200)]))
+            : s.onJoin(seq: 1, ack: 1 + 14_200, mptcp: [s.peerDSS(s.L &+ 1 &+ 14_200)])
+        let rel = ack.released.compactMap { $0.bytes.flatMap(Decoded.init) }
+        #expect(rel.count == 1)
+        let r = try #require(rel.first)
+        #expect(r.payload == chunk(2))
+        #expect(r.dss?.mapping?.dsn == s.L &+ 1 &+ 28_400 && r.dss?.mapping?.length == 14_200)
+        #expect(!ack.outbox.contains { Decoded($0.bytes).map { !$0.payload.isEmpty } ?? false })
+        // A fourth (what room is left, if any, takes part of it), and a
+        // fifth: held. The client resets: what is held is released as drops.
+        _ = s.h.lan(s.c.fromClient(seq: 1 + 42_600, ack: 1, payload: Array(chunk(3)[..<7100])), gso: true)
+        let e4 = s.h.lan(s.c.fromClient(seq: 1 + 49_700, ack: 1, payload: Array(chunk(3)[7100...])), gso: true)
+        guard case .hold = e4.verdict else { Issue.record("not held: \(e4.verdict)"); return }
+        let held = Int(s.h.engine.stats.heldPackets) - 1
+        let rst = s.h.lan(s.c.fromClient(seq: 1 + 56_800, ack: 1, flags: TCPFlags.rst))
+        #expect(rst.released.count == held && rst.released.allSatisfy { $0.bytes == nil })
     }
 }

@@ -59,6 +59,7 @@ final class MPScript {
             if let d = Decoded(Array(b)) { sent.append((d, side)) }
         }
         h.engine.outbox.removeAll()
+        for r in h.takeReleases() { if let b = r.bytes, let d = Decoded(b) { sent.append((d, r.side)) } }
         return sent
     }
 

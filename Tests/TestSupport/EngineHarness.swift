@@ -115,11 +115,16 @@ package struct EngineEvent {
     /// The side a `.carry` verdict's packet goes to.
     package var carriedTowards = Side.lan
 
+    /// Held packets released during the event: what each became (nil:
+    /// dropped), and its side.
+    package var released: [(bytes: [UInt8]?, side: Side)] = []
+
     /// What went out towards each side: a carried packet (the oldest data,
-    /// first), then the outbox.
+    /// first), released held packets, then the outbox.
     package var sent: [(bytes: [UInt8], side: Side)] {
-        if case .carry = verdict, let o = output { return [(o, carriedTowards)] + outbox }
-        return outbox
+        let rel = released.compactMap { r in r.bytes.map { ($0, r.side) } }
+        if case .carry = verdict, let o = output { return [(o, carriedTowards)] + rel + outbox }
+        return rel + outbox
     }
 
     package var decoded: Decoded? { output.flatMap(Decoded.init) }
@@ -231,6 +236,23 @@ package final class EngineHarness {
     /// Runs the engine's timers at the current time.
     package func runTimers() { engine.handleTimeout(now: now) }
 
+    /// The held packets released since the last call: what each became
+    /// (nil: dropped) and its side; the list is cleared.
+    package func takeReleases() -> [(bytes: [UInt8]?, side: Side)] {
+        var r: [(bytes: [UInt8]?, side: Side)] = []
+        for i in 0 ..< engine.releases.count {
+            if let p = engine.releases.release(i).packet {
+                let out = Array(p.header) + Array(p.payload)
+                checkOutputInvariants(out, gsoPartial: p.gso)
+                r.append((out, p.towards))
+            } else {
+                r.append((nil, .lan))
+            }
+        }
+        engine.releases.removeAll()
+        return r
+    }
+
     /// Feeds one packet. Rewritten outputs and originated packets are always
     /// checked against the invariants; an accepted input is checked with
     /// `acceptedCheck` (a well-formed input must pass through well-formed).
@@ -262,6 +284,9 @@ package final class EngineHarness {
             let out = Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl])) + Array(engine.carriedPayload)
             output = out
             checkOutputInvariants(out, gsoPartial: gso, check: rewriteCheck, sourceLocation: sourceLocation)
+        case .hold:
+            #expect(engine.config.multipath, "hold", sourceLocation: sourceLocation)
+            output = nil
         }
         var outbox: [(bytes: [UInt8], side: Side)] = []
         for i in 0 ..< engine.outbox.count {
@@ -270,7 +295,9 @@ package final class EngineHarness {
             checkOutputInvariants(Array(b), gsoPartial: false, sourceLocation: sourceLocation)
         }
         engine.outbox.removeAll()
+        let released = takeReleases()
         var event = EngineEvent(input: p, verdict: verdict, output: output, outbox: outbox)
+        event.released = released
         if case .carry = verdict { event.carriedTowards = engine.carriedTowards }
         return event
     }

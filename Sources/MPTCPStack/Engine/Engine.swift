@@ -75,6 +75,11 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// The uplink the last `.carry` verdict's segment is for (the kernel
     /// routes it by its new header; a simulator needs to be told).
     public internal(set) var carriedTowards = Side.lan
+    /// Held packets released during the last event (Held.swift); the caller
+    /// gives each its verdict, then calls `releases.removeAll()`.
+    public var releases: Releases
+    /// Slots free for `.hold` verdicts.
+    var freeHoldSlots: [Int32]
     /// Packets the engine sent on its own during the last event; the caller
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()
@@ -88,6 +93,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
         self.rng = random
         scheduler = LowestRTTScheduler(slowPathFactor: config.tuning.slowPathFactor)
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
+        releases = Releases(capacity: config.tuning.maxHeld + 8)
+        freeHoldSlots = (0 ..< Int32(clamping: config.tuning.maxHeld)).reversed()
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         sackScratch = .allocate(byteCount: 40, alignment: 8)
         journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
@@ -99,6 +106,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
 
     deinit {
         outbox.deallocate()
+        releases.deallocate()
         headerBuffer.deallocate()
         writer.options.deallocate()
         sackScratch.deallocate()
@@ -224,6 +232,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         guard let c = conns[h] else { return }
         if table[c.key] == h { table[c.key] = nil }
         if let mp = c.mp {
+            dropAllHeld(mp)
             for (k, p) in mp.paths.enumerated() where k > 0 && p.state != .unused {
                 let jk = FlowKey(client: p.local, server: p.remote)
                 if table[jk] == h | (k << 32) { table[jk] = nil }
@@ -240,6 +249,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         conns[h]!.phase = .closed
         journal(h)
         if reset { stats.connectionsReset &+= 1 } else { stats.connectionsClosed &+= 1 }
+        if reset, let mp = conns[h]!.mp { dropAllHeld(mp) }
         let at = now + config.timeWait
         conns[h]!.deadline = at
         deadlines.insert(Deadline(at: at, handle: h, generation: conns[h]!.generation))

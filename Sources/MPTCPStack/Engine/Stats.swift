@@ -55,6 +55,13 @@ public struct EngineStats: Sendable, Equatable {
     /// (GSO super-segments count once), and their bytes.
     public var carriedSegments: UInt64 = 0
     public var carriedBytes: UInt64 = 0
+    /// ACKs written over a packet that went no further (the client's ACK
+    /// becoming a subflow's DATA_ACK, the peer's becoming the client's).
+    public var acksByVerdict: UInt64 = 0
+    /// Client packets held in the queue (Held.swift), and releases that
+    /// found the release list full (none expected).
+    public var heldPackets: UInt64 = 0
+    public var heldLost: UInt64 = 0
     public var retransmits: UInt64 = 0
     public var fastRetransmits: UInt64 = 0
     public var rtoExpiries: UInt64 = 0
@@ -202,6 +209,9 @@ extension EngineStats {
         .init(name: "data_segments", help: "Data segments sent on subflows.", value: \.dataSegmentsSent),
         .init(name: "carried_segments", help: "First transmissions carried onto a subflow by a client segment's verdict.", value: \.carriedSegments),
         .init(name: "carried_bytes", help: "Bytes of those first transmissions.", value: \.carriedBytes),
+        .init(name: "held_packets", help: "Client packets held in the queue until a subflow had room.", value: \.heldPackets),
+        .init(name: "held_lost", help: "Held packets whose release did not fit the release list.", value: \.heldLost),
+        .init(name: "acks_by_verdict", help: "ACKs written over a packet that went no further, instead of sent from the outbox.", value: \.acksByVerdict),
         .init(name: "retransmits", help: "Subflow retransmissions.", value: \.retransmits),
         .init(name: "fast_retransmits", help: "Subflow fast retransmits.", value: \.fastRetransmits),
         .init(name: "rto_expiries", help: "Subflow retransmission timeouts.", value: \.rtoExpiries),

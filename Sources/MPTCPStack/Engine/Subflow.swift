@@ -260,6 +260,8 @@ final class MPConn {
     /// it, less its timestamps), and so the GSO size of its super-segments:
     /// one may be carried onto a subflow whose segments are no smaller.
     var lanSegmentMax = 0
+    /// The client's packets held in the queue, oldest first (Held.swift).
+    var held = Deque<HeldPacket>()
     var clientTSval: UInt32 = 0
     /// The ACK number and window last sent to the client.
     var lastAckToClient = TCPSeq(0)

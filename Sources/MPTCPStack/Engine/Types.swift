@@ -87,6 +87,10 @@ public enum Verdict: Equatable, Sendable {
     /// size, so a super-segment carries a subflow's first transmission at
     /// the cost of one verdict (docs/datapath.md).
     case carry(headerLength: Int)
+    /// Keep the packet in the queue under `slot` (its bytes are in a send
+    /// buffer): a later `Engine.releases` entry names the slot and says what
+    /// it becomes (Held.swift).
+    case hold(slot: Int)
 }
 
 /// Engine settings (the daemon maps its command line onto these).
@@ -239,6 +243,11 @@ public struct EngineTuning: Sendable {
     /// onto a subflow as its verdict (off: every subflow segment is sent
     /// from the outbox, as before issue 15; kept for comparison).
     public var carryByVerdict = true
+    // Held.swift
+    /// Client packets held in the kernel's queue, per connection and in
+    /// all (keep it well below the queue's length: 8192 by default).
+    public var maxHeldPerConnection = 32
+    public var maxHeld = 2048
 
     public init() {}
 }

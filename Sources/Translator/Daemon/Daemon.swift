@@ -56,6 +56,9 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// passed to the engine (from its configuration on).
     private let uplinkNames: [String]
     private var uplinkMTU: [Int]
+    /// Packets held in the queue (`Verdict.hold`): queue id and mark by slot.
+    private var heldIDs: [UInt32]
+    private var heldMarks: [UInt32]
 
     public init(engine: Engine<RNG>, queue: Q, interfaces: InterfaceMap, sender: RawSender?, logger: Logger) {
         self.engine = engine
@@ -69,6 +72,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         }
         uplinkNames = names
         uplinkMTU = engine.config.uplinks.map(\.mtu)
+        heldIDs = Array(repeating: 0, count: engine.config.tuning.maxHeld)
+        heldMarks = Array(repeating: 0, count: engine.config.tuning.maxHeld)
     }
 
     /// The mark for a packet let through: its own with `Rules.seenMark` set
@@ -106,6 +111,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             case let .carry(hl):
                 try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: engine.carriedPayload)
+            case let .hold(slot):
+                // Kept in the queue: its verdict comes with its release.
+                heldIDs[slot] = p.id
+                heldMarks[slot] = seen(p) ?? p.mark
             }
         } catch {
             verdictErrors &+= 1
@@ -119,6 +128,22 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// again in smaller segments: those are added to the outbox and sent
     /// in the same pass.
     func flushOutbox(now: Instant) {
+        // Held packets first: they carry older data than the outbox's.
+        for i in 0 ..< engine.releases.count {
+            let (slot, packet) = engine.releases.release(i)
+            do {
+                if let packet {
+                    try queue.accept(heldIDs[slot], mark: heldMarks[slot], header: packet.header, payload: packet.payload)
+                    recorder?.write(side: packet.towards, output: true, gso: packet.gso, at: now, packet.header, packet.payload)
+                } else {
+                    try queue.drop(heldIDs[slot])
+                }
+            } catch {
+                verdictErrors &+= 1
+                if verdictErrors < 10 { logger.warning("verdict of a held packet failed: \(error)") }
+            }
+        }
+        engine.releases.removeAll()
         var i = 0
         while i < engine.outbox.count {
             let (bytes, side) = engine.outbox.packet(i)
@@ -156,6 +181,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         case let .rewrite(hl, off):
             r.write(side: side, output: true, gso: p.gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                     UnsafeRawBufferPointer(rebasing: p.payload[off...]))
+        case .hold:
+            break // (written when released)
         case let .carry(hl):
             r.write(side: side, output: true, gso: p.gso, at: now, UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                     engine.carriedPayload)

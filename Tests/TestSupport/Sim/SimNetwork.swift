@@ -72,6 +72,9 @@ package final class SimGateway {
             verdicts["carry", default: 0] += 1
             carried = true
             return Array(UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< h])) + Array(engine.carriedPayload)
+        case .hold:
+            verdicts["hold", default: 0] += 1
+            return nil
         }
     }
 
@@ -109,6 +112,13 @@ package final class SimGateway {
             }
         }
         engine.outbox.removeAll()
+        for i in 0 ..< engine.releases.count {
+            guard let p = engine.releases.release(i).packet, case let .uplink(k) = p.towards else { continue }
+            let bytes = Array(p.header) + Array(p.payload)
+            log.note("gateway", "released -> uplink \(k): " + (SimSegment(bytes)?.summary ?? "?"))
+            toUplink(Int(k), bytes)
+        }
+        engine.releases.removeAll()
     }
 
     private func rearm() { timer.set(engine.nextDeadline) }

@@ -84,13 +84,22 @@ extension Engine {
         let before = outbox.count
         let carried = n > 0 ? carryFirstTransmission(v, c, mp, gso: gso, now: now) : nil
         mpPush(&c, h, now: now)
-        if carried == nil && outbox.count == before && (ackAdvanced || windowChanged) {
-            let k = bestAckPath(mp)
-            if let k { sendAck(c, mp, k, now: now) }
+        var verdict = carried
+        if carried == nil && outbox.count == before && (ackAdvanced || windowChanged), let k = bestAckPath(mp) {
+            // Our DATA_ACK moved (or the window): a pure ACK becomes it.
+            if n == 0 && !t.has(TCPFlags.fin) && !gso {
+                verdict = subflowAckVerdict(v, c, mp, k, now: now)
+            }
+            if verdict == nil { sendAck(c, mp, k, now: now) }
+        }
+        if verdict == nil && n > 0 && !t.has(TCPFlags.fin) && c.fullyEstablished && c.phase == .established
+            && mp.sendNext != mp.bufEnd {
+            // Data waits for room: the packet waits with it, to carry it.
+            verdict = hold(mp, gso: gso, length: n)
         }
         mpFinishIfDone(&c, h, now: now)
         scheduleTimer(&c, h, now: now)
-        return carried ?? drop(.consumed)
+        return verdict ?? drop(.consumed)
     }
 
     /// The client's data segment leaves as the first transmission of the
@@ -136,11 +145,34 @@ extension Engine {
                      segmentSize: gso ? mp.lanSegmentMax : p.mss, now: now)
         if mp.sendNext == mp.bufStart { mp.dataAckProgress = now }
         mp.sendNext = dsn &+ UInt64(length)
-        carriedPayload = payload
-        carriedTowards = .uplink(p.uplink)
         stats.carriedSegments &+= 1
         stats.carriedBytes &+= UInt64(length)
+        return carried(headerLength: hl, towards: .uplink(p.uplink), payload: payload)
+    }
+
+    /// A `.carry` verdict: the headers written, the payload (none: an ACK).
+    func carried(headerLength hl: Int, towards side: Side,
+                 payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Verdict {
+        carriedPayload = payload
+        carriedTowards = side
+        if payload.isEmpty { stats.acksByVerdict &+= 1 }
         return .carry(headerLength: hl)
+    }
+
+    /// The ACK `sendAck` would send on subflow `k`, written over the
+    /// client's pure ACK `v` (which goes no further itself). Nil when it
+    /// cannot be written.
+    func subflowAckVerdict(_ v: TCPPacketView, _ c: Connection, _ mp: MPConn, _ k: Int, now: Instant) -> Verdict? {
+        let p = mp.paths[k]
+        let ol = pathOptions(mp, p, now: now, first: .dss(DSS(dataAck: dataAckOption(c), dataAck8: false)))
+        guard let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: p.local, destination: p.remote,
+                                                seq: p.finSent ? p.finSeq + 1 : p.sndNxt, ack: p.rcvNxt, flags: TCPFlags.ack,
+                                                window: windowToPeer(mp),
+                                                options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]),
+                                                computeChecksum: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        else { return nil }
+        mp.paths[k].ackPending = false
+        return carried(headerLength: hl, towards: .uplink(p.uplink))
     }
 
     /// A subflow that can carry a pure ACK: the last one data came on, else any active one.
@@ -197,6 +229,13 @@ extension Engine {
             let room = dsnBefore(dsn, mp.peerWindowEdge) ? Int(mp.peerWindowEdge &- dsn) : 0
             if avail > 0 && room == 0 { break }
             guard let k = scheduler.pick(mp.paths, want: max(1, min(avail, room))) else { break }
+            if !reinjecting && avail > 0 && !mp.held.isEmpty,
+               let sent = releaseHeld(c, mp, k, dsn: dsn, most: min(avail, room), now: now) {
+                // A held client packet carries it (Held.swift).
+                if mp.sendNext == mp.bufStart { mp.dataAckProgress = now }
+                mp.sendNext = dsn &+ UInt64(sent)
+                continue
+            }
             let len = min(avail, room, mp.paths[k].mss, Int(mp.capacity - Int(dsn % UInt64(mp.capacity))))
             let fin = finHere && dsn &+ UInt64(len) == end
             if len == 0 && !fin { break }

@@ -433,8 +433,13 @@ extension Engine {
             toClient = false
         }
         if toClient {
-            // The peer's DATA_ACK (or window) moved: tell the client.
-            sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
+            // The peer's DATA_ACK (or window) moved: tell the client, with
+            // this very segment when nothing else of it goes on.
+            if case .drop(.consumed) = verdict, !gso, let ack = clientAckVerdict(v, c, mp, now: now) {
+                verdict = ack
+            } else {
+                sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
+            }
         }
         releaseBuffer(&c, h, now: now)
         mpPush(&c, h, now: now)
@@ -466,6 +471,24 @@ extension Engine {
         if dsnBefore(mp.peerWindowEdge, edge) { edge = mp.peerWindowEdge }
         let bytes = dsnBefore(una, edge) ? edge &- una : 0
         return UInt16(min(65535, bytes >> UInt64(mp.peerWScaleToClient)))
+    }
+
+    /// The client's ACK written over the peer's segment `v` (which goes no
+    /// further itself): the ACK `sendToClient` would send, as the verdict
+    /// instead of from the outbox. Nil when there is nothing new to tell.
+    func clientAckVerdict(_ v: TCPPacketView, _ c: Connection, _ mp: MPConn, now: Instant) -> Verdict? {
+        let ack = clientAckNumber(c)
+        let window = windowToClient(c, mp)
+        guard ack != mp.lastAckToClient || window != mp.lastWindowToClient else { return nil }
+        let ol = clientOptions(mp, now: now, echo: c.havePeerDataAck ? mp.clientTS(acking: c.peerDataAck) : nil)
+        guard let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: c.key.server, destination: c.key.client,
+                                                seq: c.deliveredMax, ack: ack, flags: TCPFlags.ack, window: window,
+                                                options: UnsafeRawBufferPointer(rebasing: writer.options[0 ..< ol]),
+                                                computeChecksum: true, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        else { return nil }
+        mp.lastAckToClient = ack
+        mp.lastWindowToClient = window
+        return carried(headerLength: hl, towards: .lan)
     }
 
     func sendToClient(_ c: Connection, _ mp: MPConn, seq: TCPSeq, flags: UInt8, now: Instant) {
