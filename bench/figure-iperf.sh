@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Figure "tput_iperf": unshaped goodput of one TCP flow measured by iperf3
-# (C -> D up, D -> C down with -R), per design, BENCH_REPS repetitions,
-# interleaved as in figure-throughput.sh. xfer.py, which checks sha256,
-# tops out near 2.4 Gbit/s itself, so the unshaped designs are compared
-# here, where the load generator is not the limit; integrity stays with the
-# sha256 transfers (figure-throughput.sh, the netns suite).
+# Figures "tput_iperf" and "tput_gbit": goodput of one TCP flow measured by
+# iperf3 (C -> D up, D -> C down with -R), per design, BENCH_REPS
+# repetitions, interleaved as in figure-throughput.sh: unshaped (no tbf, no
+# delay: the CPU is the limit), then both uplinks shaped to 1 Gbit/s with no
+# added delay (bench_shape gbit). xfer.py, which checks sha256, tops out
+# near 2.4 Gbit/s itself, so the designs are compared here, where the load
+# generator is not the limit; integrity stays with the sha256 transfers
+# (figure-throughput.sh, the netns suite).
 # Metrics per transfer:
 #   up_gbit / down_gbit    iperf3's receiver-side goodput, Gbit/s
+#   *_uplink2_share        share of the data direction's bytes on uplink 2
+#                          (A's g1/g2 counters), tput_gbit only
 #   cpu_s_per_gb_gw        utime+stime of the design's gateway programs per
-#                          GB moved (1e9 bytes), up and down together; 0
-#                          where the design runs none (kernel forwarding)
+#                          GB moved (1e9 bytes), up and down together
+#                          (tput_iperf only; none where the design runs no
+#                          gateway program)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 QUICK=${BENCH_QUICK:-0}
 REPS=${BENCH_REPS:-3}; [ "$QUICK" = 1 ] && REPS=1
 DESIGNS=${BENCH_DESIGNS:-$BENCH_ALL_DESIGNS}
 SECS=${BENCH_IPERF_SECONDS:-5}; [ "$QUICK" = 1 ] && SECS=3
-FIG=tput_iperf
 command -v iperf3 >/dev/null || { echo "FAIL - iperf3 is not installed"; exit 1; }
 
 bench_testbed || exit 1
-bench_shape off
-echo "INFO $FIG: iperf3, one flow, ${SECS} s per transfer, $REPS repetitions, designs: $DESIGNS"
 calc() { python3 -c "print($1)"; }
 
+for shape in off gbit; do
+bench_shape $shape
+if [ $shape = off ]; then FIG=tput_iperf; else FIG=tput_gbit; fi
+echo "INFO $FIG: iperf3, one flow, ${SECS} s per transfer, $REPS repetitions, designs: $DESIGNS"
 for rep in $(seq $REPS); do
     for d in $DESIGNS; do
         if ! design_start $d; then
@@ -42,10 +48,10 @@ for rep in $(seq $REPS); do
         gw=0 gb=0
         for mode in up down; do
             rev=(); [ $mode = down ] && rev=(-R)
-            g0=$(bench_cpu_gw)
+            g0=$(bench_cpu_gw); b0=($(bench_uplink_bytes))
             out=$(in_ns $BENCH_C timeout $((SECS + 30)) "${cwrap[@]}" iperf3 -c $BENCH_DST -p 5201 -t $SECS -J "${rev[@]}" 2>&1)
             rc=$?
-            g1=$(bench_cpu_gw)
+            g1=$(bench_cpu_gw); b1=($(bench_uplink_bytes))
             r=$(echo "$out" | python3 -c 'import json,sys
 try:
     e = json.load(sys.stdin)["end"]["sum_received"]
@@ -58,12 +64,17 @@ except Exception:
             fi
             set -- $r
             bench_sample $FIG $d $rep ${mode}_gbit $1 Gbit/s
+            if [ $FIG = tput_gbit ]; then
+                if [ $mode = up ]; then u1=$((b1[1] - b0[1])) u2=$((b1[3] - b0[3])); else u1=$((b1[0] - b0[0])) u2=$((b1[2] - b0[2])); fi
+                bench_sample $FIG $d $rep ${mode}_uplink2_share $(calc "round($u2 / max($u1 + $u2, 1), 3)") 1
+            fi
             gw=$(calc "$gw + $g1 - $g0"); gb=$(calc "$gb + $2 / 1e9")
         done
-        if [ -n "$BENCH_GW_PIDS" ] && [ "$(calc "$gb > 0")" = True ]; then
+        if [ $FIG = tput_iperf ] && [ -n "$BENCH_GW_PIDS" ] && [ "$(calc "$gb > 0")" = True ]; then
             bench_sample $FIG $d $rep cpu_s_per_gb_gw $(calc "round($gw / $gb, 3)") s/GB
         fi
         design_stop
     done
 done
-echo "INFO $FIG done"
+done
+echo "INFO iperf done"

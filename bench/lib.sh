@@ -93,13 +93,21 @@ bench_testbed() {
     return 0
 }
 
-# bench_shape on|off: tbf (MP_RATE1/MP_RATE2, read now) and linkemu's NFQUEUE
-# rule on both links, or neither (linkemu keeps running, idle).
+# bench_shape on|off|gbit: tbf (MP_RATE1/MP_RATE2, read now) and linkemu's
+# NFQUEUE rule on both links, or neither (linkemu keeps running, idle), or
+# tbf at GBIT_RATE (1gbit) on both links and no delay (gbit: a rate the
+# gateway's CPU, not the link, may limit; a burst that takes super-segments).
 bench_shape() {
     local k L Q R i burst=${TBF_BURST:-32kb} lat=${TBF_LATENCY:-50ms}
     for k in 1 2; do
         if [ $k = 1 ]; then L=$MP_L1 Q=$MP_EMU_Q1 R=$MP_RATE1; else L=$MP_L2 Q=$MP_EMU_Q2 R=$MP_RATE2; fi
-        if [ "$1" = on ]; then
+        if [ "$1" = gbit ]; then
+            for i in l${k}g l${k}s; do
+                in_ns $L tc qdisc replace dev $i root tbf rate ${GBIT_RATE:-1gbit} burst ${GBIT_BURST:-256kb} latency ${GBIT_LATENCY:-10ms}
+            done
+            while in_ns $L iptables -D FORWARD -j NFQUEUE --queue-num $Q 2>/dev/null; do :; done
+            while in_ns $L ip6tables -D FORWARD -j NFQUEUE --queue-num $Q 2>/dev/null; do :; done
+        elif [ "$1" = on ]; then
             for i in l${k}g l${k}s; do in_ns $L tc qdisc replace dev $i root tbf rate $R burst $burst latency $lat; done
             in_ns $L iptables -C FORWARD -j NFQUEUE --queue-num $Q 2>/dev/null || in_ns $L iptables -A FORWARD -j NFQUEUE --queue-num $Q
             in_ns $L ip6tables -C FORWARD -j NFQUEUE --queue-num $Q 2>/dev/null || in_ns $L ip6tables -A FORWARD -j NFQUEUE --queue-num $Q
@@ -109,7 +117,7 @@ bench_shape() {
             while in_ns $L ip6tables -D FORWARD -j NFQUEUE --queue-num $Q 2>/dev/null; do :; done
         fi
     done
-    if [ "$1" = on ]; then BENCH_SHAPED=1; else BENCH_SHAPED=0; fi
+    if [ "$1" = off ]; then BENCH_SHAPED=0; else BENCH_SHAPED=1; fi
     # The base state follows the shaping.
     [ -n "${_BENCH_BASE:-}" ] && _BENCH_BASE=$(_bench_state)
     return 0

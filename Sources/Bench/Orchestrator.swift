@@ -235,7 +235,7 @@ struct Orchestrator {
     /// The driver names `all` runs, in order: the shaped figures first, the
     /// CPU-bound ones (unshaped throughput and cost, pps, then the engine
     /// alone) last. (The cost figure comes from the throughput driver.)
-    var allDrivers: [String] { ["accuracy", "failover", "setup", "memory", "throughput", "pps"] }
+    var allDrivers: [String] { ["accuracy", "failover", "setup", "memory", "throughput", "iperf", "pps"] }
 
     init(_ options: RunOptions) throws {
         self.options = options
@@ -254,6 +254,7 @@ struct Orchestrator {
             var s: Set<String> = ["throughput", "tput_shaped", "tput_unshaped"]
             if !FileManager.default.fileExists(atPath: paths.driver("cost").path) { s.insert("cost") }
             return s
+        case "iperf": return ["tput_iperf", "tput_gbit"]
         default: return [driver]
         }
     }
@@ -549,6 +550,13 @@ struct ThroughputFigure: FigureCommand {
     static let figure = "throughput"
     static let configuration = CommandConfiguration(commandName: figure,
         abstract: "Throughput, shaped and unshaped, and the cost (bench/figure-throughput.sh), then the report.")
+    @OptionGroup var options: RunOptions
+}
+
+struct IperfFigure: FigureCommand {
+    static let figure = "iperf"
+    static let configuration = CommandConfiguration(commandName: figure,
+        abstract: "Throughput with iperf3, unshaped (and gateway CPU) and at 1 Gbit/s per uplink (bench/figure-iperf.sh), then the report.")
     @OptionGroup var options: RunOptions
 }
 

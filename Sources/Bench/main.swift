@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "Bench",
         abstract: "Benchmarks for nfq-mptcp.",
-        subcommands: [EngineBench.self, AllFigures.self, AccuracyFigure.self, ThroughputFigure.self, FailoverFigure.self,
+        subcommands: [EngineBench.self, AllFigures.self, AccuracyFigure.self, ThroughputFigure.self, IperfFigure.self, FailoverFigure.self,
                       SetupFigure.self, MemoryFigure.self, PpsFigure.self, ReportCommand.self, NFQAccept.self, FuzzCommand.self],
         defaultSubcommand: EngineBench.self
     )

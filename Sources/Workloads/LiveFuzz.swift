@@ -83,6 +83,9 @@ public final class LiveFuzz {
     var byPeerToken: [UInt32: FuzzConn] = [:]
     var byDumpName: [String: FuzzConn] = [:]
     var watched: [FuzzConn] = []
+    /// Queue slots of packets the engine holds (`.hold`), until released.
+    var heldSlots = Set<Int>()
+    var pendingHold: Int?
     /// Packets handed to the engine so far (the index of failures).
     public internal(set) var index = 0
     /// The last packet with payload that passed the checks towards the LAN
@@ -343,9 +346,13 @@ public final class LiveFuzz {
             if check(out, towards: engine.carriedTowards, gso: gso, strict: !origin.isMutated, what: "carry of \(origin)") {
                 route(out, towards: engine.carriedTowards)
             }
-        case .hold:
+        case let .hold(slot):
             report.drops[Int(DropReason.consumed.rawValue)] += 1
-            if tracing { log("   hold") }
+            if tracing { log("   hold \(slot)") }
+            // (Releases of this event are handled after the verdict, as the
+            // daemon does: a slot they free must not be taken again yet.)
+            if heldSlots.contains(slot) { fail("hold in slot \(slot), which still holds a packet") }
+            pendingHold = slot
         }
         // What the engine sent on its own.
         drainOutbox(origin: .outbox)
@@ -366,7 +373,9 @@ public final class LiveFuzz {
         engine.outbox.removeAll()
         // Held packets released: each that leaves is a segment of the engine's.
         for i in 0 ..< engine.releases.count {
-            guard let p = engine.releases.release(i).packet else { continue }
+            let (slot, packet) = engine.releases.release(i)
+            if heldSlots.remove(slot) == nil { fail("release of slot \(slot), which holds no packet") }
+            guard let p = packet else { continue }
             let out = Array(p.header) + Array(p.payload)
             report.outboxPackets += 1
             if check(out, towards: p.towards, gso: p.gso, strict: true, what: "released packet towards \(p.towards)") {
@@ -374,6 +383,7 @@ public final class LiveFuzz {
             }
         }
         engine.releases.removeAll()
+        if let s = pendingHold { heldSlots.insert(s); pendingHold = nil }
     }
 
     /// A genuine packet with a mapping that the engine took (rewritten or

@@ -6,7 +6,7 @@ import Testing
 /// quick report and the charts. In NetnsTests (serialized): it must not run
 /// at the same time as the other testbeds, which measure throughput.
 extension NetnsTests {
-    static let figures = ["engine", "accuracy", "tput_shaped", "tput_unshaped", "cost", "failover", "setup", "memory", "pps"]
+    static let figures = ["engine", "accuracy", "tput_shaped", "tput_unshaped", "tput_iperf", "tput_gbit", "cost", "failover", "setup", "memory", "pps"]
     static let testbedDesigns = ["plain1", "plain2", "kernel", "proxy", "nfq1", "nfq2"]
 
     @Test(.timeLimit(.minutes(20)))

@@ -22,16 +22,23 @@ struct CarryTests {
         let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data), gso: true)
         #expect(e.isCarry)
         #expect(e.carriedTowards == .uplink(0))
-        #expect(!e.outbox.contains { Decoded($0.bytes).map { !$0.payload.isEmpty } ?? false })
+        // The verdict carries the first part, as one super-segment: at most
+        // a millisecond at the subflow's pacing rate, at least two segments
+        // (`burstAllowance`); the outbox sends the rest, in wire segments.
         let d = try #require(e.decoded)
         #expect(d.source == s.c.client && d.destination == s.c.server)
-        #expect(d.payload == data)
+        let k = d.payload.count
+        #expect(k >= 2 * 1420 && k <= data.count)
+        #expect(d.payload == Array(data.prefix(k)))
         let m = try #require(d.dss?.mapping)
-        #expect(m.dsn == s.L &+ 1 && Int(m.length) == data.count && m.subflowSeq == 1)
+        #expect(m.dsn == s.L &+ 1 && Int(m.length) == k && m.subflowSeq == 1)
         #expect(d.dss?.dataAck == s.R &+ 1)
+        let rest = e.outbox.compactMap { Decoded($0.bytes) }.filter { !$0.payload.isEmpty }
+        #expect(rest.reduce(0) { $0 + $1.payload.count } == data.count - k)
+        #expect(rest.allSatisfy { $0.payload.count <= 1420 })
         // The kernel cuts it: every wire segment is IP + TCP (40 bytes of options) + 1420.
         #expect(20 + 20 + d.optionLength + 1420 <= 1500)
-        #expect(s.h.engine.stats.carriedSegments == 1 && s.h.engine.stats.carriedBytes == UInt64(data.count))
+        #expect(s.h.engine.stats.carriedSegments == 1 && s.h.engine.stats.carriedBytes == UInt64(k))
 
         // No ACK comes: the timeout resends the first wire segment, alone.
         s.h.advance(.seconds(2))
@@ -86,7 +93,9 @@ struct CarryTests {
 
     @Test("ACKs by verdict: the peer's pure DATA_ACK is written over as the client's ACK, the client's pure ACK as a subflow's DATA_ACK; nothing from the outbox")
     func acksByVerdict() throws {
-        let s = MPScript()
+        var config = multipathConfig()
+        config.tuning.acksByVerdict = true
+        let s = MPScript(config: config)
         try s.twoSubflows()
         var rng = SplitMix64(seed: 24)
         let up = randomBytes(1000, &rng)
@@ -117,7 +126,9 @@ struct CarryTests {
 
     @Test("a client segment no subflow has room for is held in the queue; the ACK that opens room releases it carrying the oldest unsent data; a reset releases what is still held as drops")
     func heldPackets() throws {
-        let s = MPScript()
+        var config = multipathConfig()
+        config.tuning.maxHeldPerConnection = 32
+        let s = MPScript(config: config)
         try s.twoSubflows()
         var rng = SplitMix64(seed: 25)
         let data = randomBytes(4 * 14_200, &rng)

@@ -78,8 +78,12 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// Held packets released during the last event (Held.swift); the caller
     /// gives each its verdict, then calls `releases.removeAll()`.
     public var releases: Releases
-    /// Slots free for `.hold` verdicts.
+    /// Slots free for `.hold` verdicts, and slots released during this
+    /// event: free only from the next packet on, once the caller has given
+    /// their packets their verdicts (a slot taken again in the same event
+    /// would name two packets at once).
     var freeHoldSlots: [Int32]
+    var releasedHoldSlots: [Int32] = []
     /// Packets the engine sent on its own during the last event; the caller
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()
@@ -95,6 +99,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         headerBuffer = .allocate(byteCount: 512, alignment: 8)
         releases = Releases(capacity: config.tuning.maxHeld + 8)
         freeHoldSlots = (0 ..< Int32(clamping: config.tuning.maxHeld)).reversed()
+        releasedHoldSlots.reserveCapacity(config.tuning.maxHeld)
         writer = SegmentWriter(options: .allocate(byteCount: 64, alignment: 8))
         sackScratch = .allocate(byteCount: 40, alignment: 8)
         journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
@@ -128,6 +133,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// a GSO super-segment (its TCP checksum is then left to the kernel).
     public func handle(packet: UnsafeRawBufferPointer, side: Side, gso: Bool = false, now: Instant) -> Verdict {
         stats.packets &+= 1
+        recycleHoldSlots()
         let v: TCPPacketView
         do { v = try TCPPacketView(packet) } catch {
             if error == .notTCP {

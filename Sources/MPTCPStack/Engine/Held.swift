@@ -117,7 +117,7 @@ extension Engine {
                                                payload: payload, computeChecksum: !held.gso)
             guard hl > 0 else { dropHeld(held); return nil }
             releases.commit(slot: held.slot, headerLength: hl, payload: payload, towards: .uplink(p.uplink), gso: held.gso)
-            freeHoldSlots.append(held.slot)
+            releasedHoldSlots.append(held.slot)
             noteDataSent(mp, k, seq: p.sndNxt, dsn: dsn, length: length, dataFin: false, first: true,
                          segmentSize: held.gso ? mp.lanSegmentMax : p.mss, now: now)
             stats.carriedSegments &+= 1
@@ -134,7 +134,15 @@ extension Engine {
         } else {
             stats.heldLost &+= 1 // (the caller's queue drops it when it closes)
         }
-        freeHoldSlots.append(held.slot)
+        releasedHoldSlots.append(held.slot)
+    }
+
+    /// The slots released during the last event become free (called as a
+    /// packet comes in: the caller has handled the releases by then).
+    func recycleHoldSlots() {
+        guard !releasedHoldSlots.isEmpty else { return }
+        freeHoldSlots.append(contentsOf: releasedHoldSlots)
+        releasedHoldSlots.removeAll(keepingCapacity: true)
     }
 
     /// Every packet the connection holds, released as a drop (it ended).

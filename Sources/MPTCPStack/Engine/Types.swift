@@ -243,10 +243,19 @@ public struct EngineTuning: Sendable {
     /// onto a subflow as its verdict (off: every subflow segment is sent
     /// from the outbox, as before issue 15; kept for comparison).
     public var carryByVerdict = true
+    /// ACKs written over the packet that caused them when it goes no
+    /// further (`clientAckVerdict`, `subflowAckVerdict`), instead of sent
+    /// from the outbox. Off until understood: with it the upload on the
+    /// 40 + 10 Mbit/s testbed reached 0.84-0.87 of both links in two runs
+    /// against 0.93-0.95 without (docs/decisions.md).
+    public var acksByVerdict = false
     // Held.swift
     /// Client packets held in the kernel's queue, per connection and in
-    /// all (keep it well below the queue's length: 8192 by default).
-    public var maxHeldPerConnection = 32
+    /// all (keep it well below the queue's length: 8192 by default). Off
+    /// (0 per connection) until the defect it shows on shaped links is
+    /// understood: the upload fell to 12-37 Mbit/s of 47 on the 40 + 10
+    /// Mbit/s testbed, with RTOs (docs/decisions.md).
+    public var maxHeldPerConnection = 0
     public var maxHeld = 2048
 
     public init() {}

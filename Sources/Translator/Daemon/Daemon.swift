@@ -99,6 +99,9 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             do { try queue.accept(p.id, mark: seen(p)) } catch { verdictErrors &+= 1 }
             return
         }
+        // Held packets released since the last packet (by a timer, a link
+        // event) get their verdicts first: their slots may be taken again now.
+        if engine.releases.count > 0 { flushReleases(now: now) }
         let v = engine.handle(packet: p.payload, side: side, gso: p.gso, now: now)
         if let r = recorder { record(r, p, side, v, now) }
         do {
@@ -129,6 +132,28 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     /// in the same pass.
     func flushOutbox(now: Instant) {
         // Held packets first: they carry older data than the outbox's.
+        flushReleases(now: now)
+        var i = 0
+        while i < engine.outbox.count {
+            let (bytes, side) = engine.outbox.packet(i)
+            let outcome = sender?.send(bytes, side: side) ?? .sent
+            if outcome == .tooBig {
+                var mtu: Int?
+                if case let .uplink(u) = side { mtu = uplinkMTUChanged(Int(u), now: now) }
+                engine.sendFailed(packet: bytes, side: side, mtu: mtu, now: now)
+            } else {
+                recorder?.write(side: side, output: true, at: now, bytes)
+            }
+            i += 1
+        }
+        engine.outbox.removeAll()
+        // (A failed send above may have released more.)
+        flushReleases(now: now)
+        if engine.journalPending, let j = journal { engine.drainJournal { j.write($0, $1) } }
+    }
+
+    /// Gives the held packets the engine released their verdicts.
+    func flushReleases(now: Instant) {
         for i in 0 ..< engine.releases.count {
             let (slot, packet) = engine.releases.release(i)
             do {
@@ -144,21 +169,6 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             }
         }
         engine.releases.removeAll()
-        var i = 0
-        while i < engine.outbox.count {
-            let (bytes, side) = engine.outbox.packet(i)
-            let outcome = sender?.send(bytes, side: side) ?? .sent
-            if outcome == .tooBig {
-                var mtu: Int?
-                if case let .uplink(u) = side { mtu = uplinkMTUChanged(Int(u), now: now) }
-                engine.sendFailed(packet: bytes, side: side, mtu: mtu, now: now)
-            } else {
-                recorder?.write(side: side, output: true, at: now, bytes)
-            }
-            i += 1
-        }
-        engine.outbox.removeAll()
-        if engine.journalPending, let j = journal { engine.drainJournal { j.write($0, $1) } }
     }
 
     /// Uplink `u`'s interface MTU now; a change is passed to the engine.

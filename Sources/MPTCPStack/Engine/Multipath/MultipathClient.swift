@@ -87,7 +87,7 @@ extension Engine {
         var verdict = carried
         if carried == nil && outbox.count == before && (ackAdvanced || windowChanged), let k = bestAckPath(mp) {
             // Our DATA_ACK moved (or the window): a pure ACK becomes it.
-            if n == 0 && !t.has(TCPFlags.fin) && !gso {
+            if config.tuning.acksByVerdict && n == 0 && !t.has(TCPFlags.fin) && !gso {
                 verdict = subflowAckVerdict(v, c, mp, k, now: now)
             }
             if verdict == nil { sendAck(c, mp, k, now: now) }
@@ -129,9 +129,10 @@ extension Engine {
         } else {
             most = min(v.tcp.payload.count, p.mss)
         }
-        // As `sendQueued`: within the congestion window, or one segment.
+        // As `sendQueued`: within the congestion window, or one segment;
+        // and no larger a burst than Linux would send as one TSO frame.
         let cwndRoom = max(Int(p.cwnd) - p.pipe, p.mss)
-        let payload = mp.bytes(at: dsn, max: min(unsent, window, most, cwndRoom))
+        let payload = mp.bytes(at: dsn, max: min(unsent, window, most, cwndRoom, burstAllowance(p)))
         let length = payload.count
         guard length > 0 else { return nil }
         let first = dataOption(c, p, k, dsn: dsn, seq: p.sndNxt, length: length, dataFin: false, payload: payload)
@@ -148,6 +149,17 @@ extension Engine {
         stats.carriedSegments &+= 1
         stats.carriedBytes &+= UInt64(length)
         return carried(headerLength: hl, towards: .uplink(p.uplink), payload: payload)
+    }
+
+    /// The most a subflow sends as one super-segment: about a millisecond
+    /// at its pacing rate (Linux's `tcp_tso_autosize`: the pacing rate is
+    /// twice cwnd/srtt in slow start, 1.2 times after), at least two
+    /// segments. At tens of Mbit/s a carried super-segment is then a few
+    /// segments, as the kernel's own; at Gbit/s rates it is all of one.
+    func burstAllowance(_ p: Subflow) -> Int {
+        guard p.srtt > 0 else { return 2 * p.mss }
+        let factor = p.cwnd < p.ssthresh ? 2.0 : 1.2
+        return max(2 * p.mss, Int(min(factor * p.cwnd / p.srtt / 1000, 1e9)))
     }
 
     /// A `.carry` verdict: the headers written, the payload (none: an ACK).

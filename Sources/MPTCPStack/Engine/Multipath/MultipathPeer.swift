@@ -435,7 +435,7 @@ extension Engine {
         if toClient {
             // The peer's DATA_ACK (or window) moved: tell the client, with
             // this very segment when nothing else of it goes on.
-            if case .drop(.consumed) = verdict, !gso, let ack = clientAckVerdict(v, c, mp, now: now) {
+            if config.tuning.acksByVerdict, case .drop(.consumed) = verdict, !gso, let ack = clientAckVerdict(v, c, mp, now: now) {
                 verdict = ack
             } else {
                 sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
