@@ -7,7 +7,7 @@ import Foundation
 struct AllFigures: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every figure (accuracy, failover, setup, memory, throughput and cost, pps, engine), then the report.")
+        abstract: "Every figure (accuracy, failover, setup, memory, throughput and cost, iperf, pps, engine), then the report.")
     @OptionGroup var options: RunOptions
     func run() throws {
         let o = try Orchestrator(options)
