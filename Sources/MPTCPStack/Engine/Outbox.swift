@@ -47,18 +47,36 @@ extension SegmentWriter {
                           seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
                           options: UnsafeRawBufferPointer,
                           payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Int {
+        guard 20 + options.count + payload.count + 40 <= out.count else { return 0 }
+        let hl = writeHeader(into: out, source: source, destination: destination, seq: seq, ack: ack, flags: flags,
+                             window: window, options: options, payload: payload, computeChecksum: true)
+        guard hl > 0 else { return 0 }
+        if !payload.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[hl ..< hl + payload.count]).copyMemory(from: payload) }
+        return hl + payload.count
+    }
+
+    /// The IP and TCP headers of a segment whose payload follows them
+    /// elsewhere (a held packet's new content): a fresh IP header, TCP with
+    /// `options`, the TCP checksum over `payload` too when `computeChecksum`
+    /// (else the pseudo-header's, which the kernel completes when it cuts a
+    /// super-segment). Returns the header length (0: it does not fit).
+    static func writeHeader(into out: UnsafeMutableRawBufferPointer, source: Endpoint, destination: Endpoint,
+                            seq: TCPSeq, ack: TCPSeq, flags: UInt8, window: UInt16,
+                            options: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, computeChecksum: Bool) -> Int {
         var w = ByteWriter(out)
         let hdr = 20 + options.count
         let tcpLen = hdr + payload.count
-        guard tcpLen + 40 <= out.count else { return 0 }
+        guard hdr + 40 <= out.count else { return 0 }
         switch (source.address, destination.address) {
         case let (.v4(s), .v4(d)):
+            guard 20 + tcpLen <= maxPacketLength else { return 0 }
             w.u8(0x45); w.u8(0); w.u16(UInt16(20 + tcpLen)); w.u16(0); w.u16(0x4000)
             w.u8(64); w.u8(IPProtocol.tcp); w.u16(0); w.u32(s.rawValue); w.u32(d.rawValue)
             var c = InternetChecksum()
             c.add(bytes: UnsafeRawBufferPointer(rebasing: out[0 ..< 20]))
             out.put16(c.checksum, at: 10)
         case let (.v6(s), .v6(d)):
+            guard 40 + tcpLen <= maxPacketLength else { return 0 }
             w.u32(6 << 28); w.u16(UInt16(tcpLen)); w.u8(IPProtocol.tcp); w.u8(64)
             w.u64(s.high); w.u64(s.low); w.u64(d.high); w.u64(d.low)
         default:
@@ -70,10 +88,14 @@ extension SegmentWriter {
         w.u8(UInt8(hdr / 4) << 4); w.u8(flags); w.u16(window)
         w.u16(0); w.u16(0)
         w.bytes(options)
-        w.bytes(payload)
         var c = TCPChecksum.pseudoHeader(source: source.address, destination: destination.address, length: tcpLen)
-        c.add(bytes: UnsafeRawBufferPointer(rebasing: out[tcpAt ..< tcpAt + tcpLen]))
-        out.put16(c.checksum, at: tcpAt + 16)
-        return tcpAt + tcpLen
+        if computeChecksum {
+            c.add(bytes: UnsafeRawBufferPointer(rebasing: out[tcpAt ..< tcpAt + hdr]))
+            c.add(bytes: payload)
+            out.put16(c.checksum, at: tcpAt + 16)
+        } else {
+            out.put16(c.folded, at: tcpAt + 16)
+        }
+        return tcpAt + hdr
     }
 }
