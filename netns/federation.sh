@@ -16,16 +16,6 @@ set -uo pipefail
 DURATION=${DURATION:-20}
 make_multipath_testbed fed
 C=$MP_C; A=$MP_G; B=$MP_S
-D=fed-d-$TID
-ns_add $D
-ip link add s0 netns $B type veth peer name d0 netns $D
-in_ns $B ip addr add 10.41.30.1/24 dev s0; in_ns $D ip addr add 10.41.30.2/24 dev d0
-ip -n $B link set s0 up; ip -n $D link set d0 up
-in_ns $D ip route add default via 10.41.30.1
-in_ns $D sysctl -qw net.ipv4.tcp_rmem="4096 131072 33554432"
-in_ns $B sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.s0.rp_filter=2 net.ipv4.conf.all.accept_local=1
-in_ns $B sysctl -qw net.mptcp.enabled=0 # B is a gateway now, not an MPTCP host
-D_ADDR=10.41.30.2
 
 # Plain TCP over each uplink alone (to B's own addresses: B's stack answers,
 # A passes the connection on untouched once the answer shows no MPTCP).
@@ -39,11 +29,8 @@ plain() { # ADDR MODE -> Mbit/s
 
 start_mp_daemon "gateway A starts with two uplinks" --uplink g1 --uplink g2
 DAEMON_A=$DAEMON
-qb=$((1000 + (TID + 7) % 20000))
-bg_ns $B "$WORK/daemon-b.log" "$NFQ_MPTCP" --queue $qb --lan s0 --uplink s1 --uplink s2 --install-rules --stats-interval 2
-DAEMON_B=$LAST_PID
-wait_for 20 grep -q "queue $qb bound" "$WORK/daemon-b.log"
-check "gateway B starts with two uplinks" $? "$(grep -m1 -iE 'error|bound' "$WORK/daemon-b.log")"
+make_federation_far_side "gateway B starts with two uplinks"
+D=$FED_D; D_ADDR=$FED_D_ADDR
 
 p1_up=$(plain $MP_S_ADDR1 up); p2_up=$(plain $MP_S_ADDR2 up)
 p1_down=$(plain $MP_S_ADDR1 down); p2_down=$(plain $MP_S_ADDR2 down)
@@ -128,7 +115,14 @@ MP_S_ADDR1=$D_ADDR DAEMON=$DAEMON_A cut_transfer fed-failover down cut_uplink re
 for d in "A $DAEMON_A $WORK/daemon.log" "B $DAEMON_B $WORK/daemon-b.log"; do
     set -- $d
     kill -USR1 $2; sleep 0.5
-    echo "daemon $1: $(grep 'responder_syns' "$3" | tail -1)"
+    stats=$(grep 'responder_syns' "$3" | tail -1)
+    echo "daemon $1: $stats"
+    # A packet a gateway carried onto a subflow must leave by that
+    # subflow's uplink: one routed out of another uplink comes back to the
+    # gateway from the far side's router, matches no connection and draws
+    # a reset (each one breaks a subflow).
+    n=$(grep -oE '(^| )unknown_resets=[0-9]+' <<<"$stats" | cut -d= -f2)
+    [ "${n:-x}" = 0 ]; check "gateway $1 reset no packet of an unknown connection (none came back to it)" $? "unknown_resets=${n:-missing}"
     kill -TERM $2; wait $2; check "daemon $1 exits 0 on SIGTERM" $?
 done
 finish

@@ -419,3 +419,24 @@ start_mp_server() {
     bg_ns $MP_S "$WORK/mptcp-server.log" python3 "$XFER" serve --mptcp --port 5002 "$@"
     wait_for 5 in_ns $MP_S ss -ltn 'sport = :5002'
 }
+# Federation on the multipath test-bed: S becomes gateway B (MPTCP off in its
+# stack, nfq-mptcp with LAN s0 and uplinks s1 s2) for a plain host D
+# (10.41.30.2, net 10.41.30.0/24 behind s0). Sets FED_D, FED_D_ADDR,
+# DAEMON_B (log $WORK/daemon-b.log) and checks that B binds its queue. ARGS
+# go to B's daemon.
+make_federation_far_side() { # CHECK-NAME ARGS...
+    local name=$1 qb=$((1000 + (TID + 7) % 20000)); shift
+    FED_D=${MP_S%%-s-*}-d-$TID; FED_D_ADDR=10.41.30.2
+    ns_add $FED_D
+    ip link add s0 netns $MP_S type veth peer name d0 netns $FED_D
+    in_ns $MP_S ip addr add 10.41.30.1/24 dev s0; in_ns $FED_D ip addr add $FED_D_ADDR/24 dev d0
+    ip -n $MP_S link set s0 up; ip -n $FED_D link set d0 up
+    in_ns $FED_D ip route add default via 10.41.30.1
+    in_ns $FED_D sysctl -qw net.ipv4.tcp_rmem="4096 131072 33554432"
+    in_ns $MP_S sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.s0.rp_filter=2 net.ipv4.conf.all.accept_local=1
+    in_ns $MP_S sysctl -qw net.mptcp.enabled=0 # S is a gateway now, not an MPTCP host
+    bg_ns $MP_S "$WORK/daemon-b.log" "$NFQ_MPTCP" --queue $qb --lan s0 --uplink s1 --uplink s2 --install-rules --stats-interval 2 "$@"
+    DAEMON_B=$LAST_PID
+    wait_for 20 grep -q "queue $qb bound" "$WORK/daemon-b.log"
+    check "$name" $? "$(grep -m1 -iE 'error|bound' "$WORK/daemon-b.log")"
+}

@@ -84,6 +84,15 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         p.mark & Rules.seenMark != 0 ? nil : p.mark | Rules.seenMark
     }
 
+    /// The mark of a packet that leaves rewritten towards `side`: seen, and
+    /// towards an uplink (multipath) routed by that uplink's table, the way
+    /// the raw sockets bound to it send (Rules.uplinkRouteMark).
+    @inline(__always)
+    func mark(_ mark: UInt32, towards side: Side) -> UInt32 {
+        guard engine.config.multipath, case let .uplink(k) = side else { return mark | Rules.seenMark }
+        return (mark & ~Rules.uplinkRouteMask) | Rules.seenMark | Rules.uplinkRouteMark(Int(k))
+    }
+
     /// Handles one queued packet: every packet gets a verdict.
     @inline(__always)
     func process(_ p: QueuedPacket, now: Instant) {
@@ -112,12 +121,12 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: UnsafeRawBufferPointer(rebasing: p.payload[off...]))
             case let .carry(hl):
-                try queue.accept(p.id, mark: seen(p), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
+                try queue.accept(p.id, mark: mark(p.mark, towards: engine.carriedTowards), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: engine.carriedPayload)
             case let .hold(slot):
                 // Kept in the queue: its verdict comes with its release.
                 heldIDs[slot] = p.id
-                heldMarks[slot] = seen(p) ?? p.mark
+                heldMarks[slot] = p.mark
             }
         } catch {
             verdictErrors &+= 1
@@ -158,7 +167,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             let (slot, packet) = engine.releases.release(i)
             do {
                 if let packet {
-                    try queue.accept(heldIDs[slot], mark: heldMarks[slot], header: packet.header, payload: packet.payload)
+                    try queue.accept(heldIDs[slot], mark: mark(heldMarks[slot], towards: packet.towards), header: packet.header,
+                                     payload: packet.payload)
                     recorder?.write(side: packet.towards, output: true, gso: packet.gso, at: now, packet.header, packet.payload)
                 } else {
                     try queue.drop(heldIDs[slot])

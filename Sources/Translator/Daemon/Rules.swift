@@ -53,6 +53,14 @@ public final class Rules {
     /// The mark bit the daemon sets on every packet it lets through from the
     /// queue (kept beside the packet's other mark bits).
     public static let seenMark: UInt32 = 0x4000_0000
+    /// Mark bits that route a packet by uplink k's table (`ip rule fwmark
+    /// uplinkRouteMark(k)/uplinkRouteMask lookup 1000+k`, ahead of the
+    /// source rules): a packet the engine carried onto a subflow leaves by
+    /// that subflow's uplink, as the raw sockets bound to it send, even when
+    /// the subflow's address is another uplink's (a peer may reach that
+    /// address over this uplink's link).
+    public static let uplinkRouteMask: UInt32 = 0x1f00_0000
+    public static func uplinkRouteMark(_ k: Int) -> UInt32 { 0x1000_0000 | UInt32(k & 0xf) << 24 }
 
     public private(set) var steps: [Step] = []
     /// Uplinks the daemon cannot route, one line each: an uplink that is not
@@ -202,6 +210,17 @@ public final class Rules {
                     which is not point-to-point (give it a default route via its router, e.g. in a policy table: \
                     ip rule add from ADDR table N; ip route add default via ROUTER dev \(u.device) table N)
                     """)
+            }
+        }
+        // A packet the engine carried onto a subflow (a verdict) is marked
+        // for the subflow's uplink and routed by its table, ahead of the
+        // source rules (added last: the kernel puts a rule without a
+        // preference before the ones it has).
+        for (k, u) in multipath.enumerated() {
+            for fam in Set(u.addresses.map { $0.isV4 ? "-4" : "-6" }).sorted() {
+                let rule = ["fwmark", String(format: "0x%x/0x%x", Self.uplinkRouteMark(k), Self.uplinkRouteMask),
+                            "lookup", String(Self.tableBase + k)]
+                steps.append(Step(action: .command(["ip", fam, "rule", "add"] + rule, undo: ["ip", fam, "rule", "del"] + rule)))
             }
         }
     }
