@@ -9,11 +9,19 @@ import Testing
 private let uplink1 = IPAddress("198.51.100.2")!
 private let ACK = TCPFlags.ack
 
+/// Carrying at any rate (by default only from about 180 Mbit/s per
+/// subflow, `carryMinSegments`): these tests are about the mechanism.
+private func carryConfig() -> EngineConfig {
+    var config = multipathConfig()
+    config.tuning.carryMinSegments = 0
+    return config
+}
+
 @Suite("Carried first transmissions")
 struct CarryTests {
     @Test("a client super-segment (GSO) leaves as its own verdict: one DSS mapping for all of it on subflow 0, nothing from the outbox; its wire segments are resent one by one")
     func superSegment() throws {
-        let s = MPScript()
+        let s = MPScript(config: carryConfig())
         try s.twoSubflows()
         var rng = SplitMix64(seed: 21)
         // Ten client segments of 1420 bytes (its MSS, 1432, less timestamps):
@@ -53,7 +61,7 @@ struct CarryTests {
     @Test("a carried segment is the very segment the outbox sends with carrying off: same addresses, numbers, options and payload")
     func sameSegment() throws {
         func firstData(carry: Bool) throws -> (Decoded, Bool) {
-            var config = multipathConfig()
+            var config = carryConfig()
             config.tuning.carryByVerdict = carry
             let s = MPScript(config: config)
             try s.twoSubflows()
@@ -73,7 +81,7 @@ struct CarryTests {
 
     @Test("no super-segment is carried onto a subflow whose segments are smaller than the client's (a 1400-byte uplink): the outbox sends it in segments that fit")
     func narrowSubflow() throws {
-        var config = multipathConfig()
+        var config = carryConfig()
         config.uplinks[1].mtu = 1400
         let s = MPScript(config: config)
         try s.twoSubflows()
@@ -93,7 +101,7 @@ struct CarryTests {
 
     @Test("ACKs by verdict: the peer's pure DATA_ACK is written over as the client's ACK, the client's pure ACK as a subflow's DATA_ACK; nothing from the outbox")
     func acksByVerdict() throws {
-        var config = multipathConfig()
+        var config = carryConfig()
         config.tuning.acksByVerdict = true
         let s = MPScript(config: config)
         try s.twoSubflows()
@@ -126,7 +134,7 @@ struct CarryTests {
 
     @Test("a client segment no subflow has room for is held in the queue; the ACK that opens room releases it carrying the oldest unsent data; a reset releases what is still held as drops")
     func heldPackets() throws {
-        var config = multipathConfig()
+        var config = carryConfig()
         config.tuning.maxHeldPerConnection = 32
         let s = MPScript(config: config)
         try s.twoSubflows()
@@ -162,5 +170,19 @@ struct CarryTests {
         let held = Int(s.h.engine.stats.heldPackets) - 1
         let rst = s.h.lan(s.c.fromClient(seq: 1 + 56_800, ack: 1, flags: TCPFlags.rst))
         #expect(rst.released.count == held && rst.released.allSatisfy { $0.bytes == nil })
+    }
+
+    @Test("by default a subflow at a low rate (a millisecond at its pacing rate is fewer than 16 segments) carries nothing: the outbox sends its segments")
+    func notAtLowRate() throws {
+        let s = MPScript()
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 24)
+        let data = randomBytes(14_200, &rng)
+        let e = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: data), gso: true)
+        #expect(!e.isCarry)
+        #expect(e.verdict == .drop(.consumed))
+        let sent = (s.out(e, .uplink(0)) + s.out(e, .uplink(1))).filter { !$0.payload.isEmpty }
+        #expect(sent.reduce(0) { $0 + $1.payload.count } == data.count)
+        #expect(s.h.engine.stats.carriedSegments == 0)
     }
 }

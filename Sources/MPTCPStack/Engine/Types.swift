@@ -243,6 +243,13 @@ public struct EngineTuning: Sendable {
     /// onto a subflow as its verdict (off: every subflow segment is sent
     /// from the outbox, as before issue 15; kept for comparison).
     public var carryByVerdict = true
+    /// A subflow is carried onto only while a millisecond at its pacing
+    /// rate (`burstAllowance`) is at least this many of its segments: from
+    /// about 180 Mbit/s at 1420-byte segments. Below, the raw sends cost
+    /// little, and carrying cost aggregation on the 40 + 10 Mbit/s testbed:
+    /// federation fell short of the check in 2 of 6 repetitions (38-40
+    /// Mbit/s of 46), never with this (docs/decisions.md). 0: always.
+    public var carryMinSegments = 16
     /// ACKs written over the packet that caused them when it goes no
     /// further (`clientAckVerdict`, `subflowAckVerdict`), instead of sent
     /// from the outbox. Off until understood: with it the upload on the

@@ -119,6 +119,7 @@ extension Engine {
         let window = Int(mp.peerWindowEdge &- dsn)
         guard let k = scheduler.pick(mp.paths, want: min(unsent, window)) else { return nil }
         let p = mp.paths[k]
+        guard burstAllowance(p) >= config.tuning.carryMinSegments * p.mss else { return nil }
         // A super-segment: its GSO size (the client's segment) must fit this
         // subflow's segments, and the whole must fit a verdict. One segment:
         // no larger than the client's, and than this subflow's.
