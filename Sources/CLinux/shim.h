@@ -1,3 +1,9 @@
 /* Linux-only system headers that Swift's Glibc module does not cover. */
 #include <sys/signalfd.h>
 static inline int signalfd_like(sigset_t *mask) { return signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC); }
+#include <malloc.h>
+/* glibc's allocator: allocations of `bytes` and more are mapped each on
+   their own (and the threshold no longer adapts); freed heap pages go back
+   to the system. */
+static inline int malloc_map_from(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+static inline int malloc_give_back(void) { return malloc_trim(0); }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import Logging
 import MPTCPStack
@@ -104,6 +105,13 @@ public enum DaemonLauncher {
     public static func blockSignals() { Daemon<NFQueue, SystemRandomNumberGenerator>.blockSignals() }
 
     public static func run(_ s: DaemonSetup, logger: Logger) throws {
+        // Buffers of 32 KB and more (the connections' rings, the larger
+        // segment queues) are mapped each on its own and unmapped when
+        // freed: what an idle connection gives back (`compactions`) leaves
+        // the resident memory at once. (By default glibc raises this
+        // threshold after the first such free, and later rings come from
+        // the heap, whose freed pages stay until trimmed.)
+        _ = malloc_map_from(32 * 1024)
         let names = s.uplinks.map(\.name)
         let ifaces: InterfaceMap
         do { ifaces = try InterfaceMap(lan: s.lan, uplinks: names) } catch { throw StartError("\(error)") }

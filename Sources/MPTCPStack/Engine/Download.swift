@@ -40,6 +40,9 @@ final class DownBuffer {
     /// Reordering a LAN may do without loss (veth on two cores: well under this).
     static let reorderWindow = Duration.milliseconds(2)
 
+    /// Nothing kept, nothing held, no timer running.
+    var isEmpty: Bool { segments.isEmpty && timerAt == nil }
+
     init(capacity: Int, base: UInt64) {
         self.capacity = capacity
         self.base = base
@@ -190,6 +193,7 @@ extension Engine {
     func keepForClient(_ c: inout Connection, _ mp: MPConn, dsn: UInt64, _ payload: UnsafeRawBufferPointer, fin: Bool,
                        now: Instant) -> Bool {
         let d = downBuffer(c, mp)
+        mp.noteData(now: now)
         if let edge = mp.clientEdge, dsnBefore(edge, dsn &+ UInt64(payload.count)) {
             if d.keep(dsn: dsn, payload, fin: fin, sentAt: nil, piece: downPiece(mp)) {
                 stats.heldForClientWindow &+= 1

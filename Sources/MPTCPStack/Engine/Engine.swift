@@ -121,6 +121,20 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// Connections currently tracked (including closed ones in TIME_WAIT).
     public var connectionCount: Int { table.count }
 
+    /// Bytes of send and download rings the connections hold now (each
+    /// ring is allocated whole while in use and given back once its
+    /// connection is idle, `MPConn.compact`). Walks the table: for tests,
+    /// benchmarks and periodic reports, not per packet.
+    public var ringBytes: Int {
+        var n = 0
+        for case let c? in conns {
+            guard let mp = c.mp else { continue }
+            if mp.storage != nil { n += mp.capacity }
+            if let d = mp.down { n += d.capacity }
+        }
+        return n
+    }
+
     /// The earliest time `handleTimeout` has work to do, if any.
     public var nextDeadline: Instant? {
         guard let r = recoveryAt else { return deadlines.min?.at }

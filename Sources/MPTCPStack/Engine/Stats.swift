@@ -89,6 +89,8 @@ public struct EngineStats: Sendable, Equatable {
     public var subflowsOverMTU: UInt64 = 0
     public var removeAddrSent: UInt64 = 0
     public var dataLevelRetransmits: UInt64 = 0
+    /// Idle connections that gave their buffers back (`MPConn.compact`).
+    public var compactions: UInt64 = 0
     /// Subflows reset because they held the send buffer full with data the
     /// others had delivered.
     public var subflowsReleased: UInt64 = 0
@@ -231,6 +233,7 @@ extension EngineStats {
         .init(name: "remove_addr_sent", help: "REMOVE_ADDR sent.", value: \.removeAddrSent),
         .init(name: "data_level_retransmits", help: "Data-level retransmissions (the data-level timeout).",
               value: \.dataLevelRetransmits),
+        .init(name: "compactions", help: "Idle multipath connections that gave their buffers back.", value: \.compactions),
         .init(name: "subflows_released", help: "Subflows reset because they held the send buffer full with data the others had delivered.",
               value: \.subflowsReleased),
         .init(name: "opportunistic_reinjections", help: "Reinjections of the oldest unacknowledged data on another subflow while sending was blocked.",

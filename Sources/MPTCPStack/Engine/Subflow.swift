@@ -322,8 +322,49 @@ final class MPConn {
     /// Both data-level FINs are acknowledged; subflow FINs have been sent.
     var finishing = false
 
+    /// When client or peer data last came, and whether the connection's
+    /// buffers were given back since (`compact`).
+    var dataAt = Instant(nanoseconds: 0)
+    var compacted = true
+
     init(capacity: Int) { self.capacity = capacity }
     deinit { storage?.deallocate() }
+
+    /// Data came (client bytes buffered, peer bytes kept): the buffers are
+    /// in use again.
+    func noteData(now: Instant) {
+        dataAt = now
+        compacted = false
+    }
+
+    /// Nothing outstanding either way: every byte of the client's the peer
+    /// has acknowledged at data level, every byte of the peer's the client
+    /// has, no subflow holds a segment or an out-of-order range.
+    var idle: Bool {
+        ringStart == bufEnd && bufStart == bufEnd && sendNext == bufEnd && outOfOrder.isEmpty && pendingFinDSN == nil
+            && reinject.isEmpty && held.isEmpty && (down?.isEmpty ?? true)
+            && !paths.contains { !$0.segments.isEmpty || !$0.ooo.isEmpty }
+    }
+
+    /// Gives back what an idle connection holds: the send ring, the download
+    /// buffer, the storage of the subflows' queues and of the timestamp
+    /// histories. Data that comes later allocates them again; memory then
+    /// follows the data in flight, not the connection's history.
+    func compact() {
+        storage?.deallocate()
+        storage = nil
+        down = nil
+        for p in paths {
+            p.segments = Deque()
+            p.ooo = ReceiveRanges()
+        }
+        tsByTime = TSHistory(capacity: 64)
+        tsByData = TSHistory(capacity: 1024)
+        outOfOrder = []
+        reinject = Deque()
+        held = Deque()
+        compacted = true
+    }
 
     var buffered: Int { Int(bufEnd &- ringStart) }
 
@@ -339,11 +380,7 @@ final class MPConn {
     /// Client bytes that came beyond a gap (the LAN reordered or lost a
     /// segment): held at their place in the ring until the gap fills.
     /// Sorted, disjoint, at most `maxOutOfOrder` ranges.
-    private(set) var outOfOrder: [(start: UInt64, end: UInt64)] = {
-        var a: [(start: UInt64, end: UInt64)] = []
-        a.reserveCapacity(MPConn.maxOutOfOrder + 1)
-        return a
-    }()
+    private(set) var outOfOrder: [(start: UInt64, end: UInt64)] = []
     static let maxOutOfOrder = 32
     /// The client's FIN, when it came beyond a gap.
     var pendingFinDSN: UInt64?
@@ -397,6 +434,7 @@ final class MPConn {
         }
         if j == i {
             guard outOfOrder.count < Self.maxOutOfOrder else { return false }
+            if outOfOrder.capacity == 0 { outOfOrder.reserveCapacity(Self.maxOutOfOrder + 1) } // made on first use
             outOfOrder.insert((start, end), at: i)
         } else {
             outOfOrder[i] = (start, end)

@@ -219,6 +219,9 @@ public struct EngineTuning: Sendable {
     /// receiving gets keepalive probes (the peer must answer them, RFC 9293
     /// §3.8.4; Linux rate-limits such answers to one per 500 ms) ...
     public var silentAfter: Duration = .seconds(1)
+    /// A multipath connection with nothing outstanding either way this long
+    /// after its last data gives its buffers back (`MPConn.compact`).
+    public var compactAfter: Duration = .seconds(2)
     public var probeInterval: Duration = .milliseconds(600)
     /// ... and is given up after this many go unanswered: this is how a
     /// dead uplink is noticed when the translator has nothing to send on it.

@@ -360,6 +360,19 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             flushOutbox(now: now)
             passes += 1
         } while passes < 64 && engine.nextDeadline.map({ $0 <= now }) == true
+        trimIfCompacted(now: now)
+    }
+
+    /// When idle connections gave their buffers back (`compactions`), the
+    /// allocator's freed pages go back to the system too, at most once a
+    /// second: the rings are mapped each on its own and unmapped when freed
+    /// (DaemonLauncher), the smaller pieces sit in the heap until trimmed.
+    private var trimmedAt = (compactions: UInt64(0), at: Instant(nanoseconds: 0))
+    func trimIfCompacted(now: Instant) {
+        let c = engine.stats.compactions
+        guard c != trimmedAt.compactions, trimmedAt.at + .seconds(1) <= now else { return }
+        trimmedAt = (c, now)
+        _ = malloc_give_back()
     }
 
     /// The stats line's fields: the daemon's own counters, the queue's and

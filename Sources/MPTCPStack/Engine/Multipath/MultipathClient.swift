@@ -56,6 +56,7 @@ extension Engine {
             let end = dsn &+ UInt64(n)
             if n > 0 {
                 let took = mp.append(dsn: dsn, t.payload)
+                mp.noteData(now: now)
                 if took > 0 && mp.clientTimestamps { mp.recordDataTS(mp.clientTSval, end: mp.bufEnd) }
                 stats.bufferedBytes &+= UInt64(took)
             }

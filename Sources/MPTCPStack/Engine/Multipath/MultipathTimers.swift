@@ -112,6 +112,16 @@ extension Engine {
             stats.dataLevelRetransmits &+= 1
         }
         downTimer(&c, mp, now: now)
+        // A connection quiet for `compactAfter` with nothing outstanding
+        // gives its buffers back (looked at again later while it is busy).
+        if !mp.compacted && mp.dataAt + config.tuning.compactAfter <= now {
+            if mp.idle {
+                mp.compact()
+                stats.compactions &+= 1
+            } else {
+                mp.dataAt = now
+            }
+        }
         if mp.announceUnechoed != 0 && mp.announceTries < 3 && mp.announcedAt + .seconds(1) <= now && c.phase == .established {
             announceUplinks(c, mp, now: now)
         }
@@ -195,6 +205,7 @@ extension Engine {
         if let at = mp.dataFinSentAt, !c.clientFinAcked { consider(at + .seconds(1)) }
         if mp.announceUnechoed != 0 && mp.announceTries < 3 { consider(mp.announcedAt + .seconds(1)) }
         consider(mp.down?.timerAt)
+        if !mp.compacted { consider(mp.dataAt + config.tuning.compactAfter) }
         if mp.sendNext != mp.bufStart && mp.reinject.isEmpty { consider(mp.dataAckProgress + .nanoseconds(Int64(dataRTO(mp) * 1e9))) }
         guard var n = next else { return }
         // Never in the past: whatever is due but cannot act now (no usable
