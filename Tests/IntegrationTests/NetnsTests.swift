@@ -102,9 +102,26 @@ import Testing
     /// Issue 5, federation: plain client -> nfq-mptcp (initiator) -> two
     /// uplinks -> nfq-mptcp (responder) -> plain server, and the reverse at
     /// the same time; throughput against each uplink alone (10% above the
-    /// best one, each way); a 10 s cut of uplink 1.
+    /// best one, each way); a 10 s cut of uplink 1; no packet a gateway
+    /// carried came back to it (issue 15).
     @Test func federationOfTwoGateways() throws {
-        Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 20)
+        Self.assertAllChecksPassed(try Self.script("federation.sh"), minimumChecks: 22)
+    }
+
+    /// Issue 15: both uplinks shaped to 1 Gbit/s (tbf, no added delay), one
+    /// gateway against the kernel and federation: 256 MiB each way, sha256
+    /// equal, each uplink at least 30% of the bytes (a known shortfall when
+    /// the translation runs slower than one link alone).
+    @Test func gigabitAggregation() throws {
+        Self.assertAllChecksPassed(try Self.script("gigabit.sh"), minimumChecks: 14)
+    }
+
+    /// Issue 15: the daemon's memory follows the data: 64 connections idle
+    /// after moving 4 MiB each way give their rings back (at most 64 KiB of
+    /// RSS each left), 1000 never used cost at most 8 KiB each; the goals
+    /// (8 and 4 KiB) are known shortfalls when missed.
+    @Test func memoryFollowsTheData() throws {
+        Self.assertAllChecksPassed(try Self.script("memory.sh"), minimumChecks: 9)
     }
 
     /// Issue 12, item 4: uplink 2 routed only by the operator's policy table
