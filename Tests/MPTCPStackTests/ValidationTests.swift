@@ -201,6 +201,12 @@ struct ValidationTests {
         #expect(s.h.engine.stats.connectionsReset == 1 && s.h.engine.stats.abortedBoth == 1)
         #expect(end.contains { $0.flags & RST != 0 && $0.destination == s.c.client })
         #expect(end.contains { $0.flags & RST != 0 && $0.destination == s.c.server && $0.mptcp.contains { if case .mpFastclose = $0 { return true } else { return false } } })
+        // A client short of our reset's sequence answers with a challenge
+        // ACK: it gets a reset at its ACK number, which it takes.
+        let challenge = s.h.lan(s.c.fromClient(seq: 1, ack: 1))
+        let again = try #require(s.out(challenge, .lan).first)
+        #expect(again.flags & RST != 0 && again.seq == s.c.ss(1) && again.destination == s.c.client)
+        #expect(s.h.engine.stats.clientResetsRepeated == 1)
     }
 
     @Test("a SYN flood: half-open connections are bounded apart from established ones (the oldest forgotten), expire on the handshake timescale; established connections and new ones keep being translated")

@@ -91,6 +91,8 @@ public struct EngineStats: Sendable, Equatable {
     public var dataLevelRetransmits: UInt64 = 0
     /// Idle connections that gave their buffers back (`MPConn.compact`).
     public var compactions: UInt64 = 0
+    /// Resets sent again to a client that answered ours with a challenge ACK.
+    public var clientResetsRepeated: UInt64 = 0
     /// Subflows reset because they held the send buffer full with data the
     /// others had delivered.
     public var subflowsReleased: UInt64 = 0
@@ -234,6 +236,8 @@ extension EngineStats {
         .init(name: "data_level_retransmits", help: "Data-level retransmissions (the data-level timeout).",
               value: \.dataLevelRetransmits),
         .init(name: "compactions", help: "Idle multipath connections that gave their buffers back.", value: \.compactions),
+        .init(name: "client_resets_repeated", help: "Resets sent again, at its ACK number, to a client that answered ours with a challenge ACK.",
+              value: \.clientResetsRepeated),
         .init(name: "subflows_released", help: "Subflows reset because they held the send buffer full with data the others had delivered.",
               value: \.subflowsReleased),
         .init(name: "opportunistic_reinjections", help: "Reinjections of the oldest unacknowledged data on another subflow while sending was blocked.",

@@ -321,6 +321,8 @@ final class MPConn {
     var clientAckMoved = Instant(nanoseconds: 0)
     /// Both data-level FINs are acknowledged; subflow FINs have been sent.
     var finishing = false
+    /// We reset the client (the connection was aborted at both ends).
+    var resetClient = false
 
     /// When client or peer data last came, and whether the connection's
     /// buffers were given back since (`compact`).

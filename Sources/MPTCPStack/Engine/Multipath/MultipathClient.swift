@@ -23,6 +23,16 @@ extension Engine {
             return drop(.consumed)
         }
         guard t.has(TCPFlags.ack) else { return drop(.consumed) }
+        if c.phase == .closed && mp.resetClient {
+            // Our reset went at the highest sequence forwarded; a client
+            // still short of it (a data-level hole: the subflows deliver out
+            // of order) takes it for a blind reset and answers with a
+            // challenge ACK (RFC 5961 §3.2). As a TCP with no connection
+            // answers (RFC 9293 §3.10.7.1): a reset at its ACK number.
+            sendToClient(c, mp, seq: t.ack, flags: TCPFlags.rst, now: now)
+            stats.clientResetsRepeated &+= 1
+            return drop(.closed)
+        }
         let o = TCPOptionSummary(parsing: t.optionArea)
         if mp.clientTimestamps, o.has(.timestamps) {
             mp.clientTSval = o.tsValue

@@ -35,7 +35,10 @@ extension Engine {
         conns[h] = c
         close(h, now: now, reset: true)
         c = conns[h]!
-        if !wasClosed { sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.rst | TCPFlags.ack, now: now) }
+        if !wasClosed {
+            sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.rst | TCPFlags.ack, now: now)
+            mp.resetClient = true
+        }
         return drop(.consumed)
     }
 }
