@@ -15,6 +15,10 @@
 #                          GB moved (1e9 bytes), up and down together
 #                          (tput_iperf only; none where the design runs no
 #                          gateway program)
+#   syscalls_per_gb_gw     system calls of the same programs (every thread)
+#                          per GB moved, up and down together, counted by
+#                          perf on raw_syscalls:sys_enter (tput_iperf only;
+#                          none without perf)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 QUICK=${BENCH_QUICK:-0}
@@ -45,13 +49,16 @@ for rep in $(seq $REPS); do
             design_stop; continue
         fi
         cwrap=(); [ "$BENCH_CLIENT_MPTCP" = 1 ] && cwrap=(mptcpize run)
-        gw=0 gb=0
+        gw=0 gb=0 sc=0 scok=1
         for mode in up down; do
             rev=(); [ $mode = down ] && rev=(-R)
             g0=$(bench_cpu_gw); b0=($(bench_uplink_bytes))
+            [ $FIG = tput_iperf ] && [ -n "$BENCH_GW_PIDS" ] && bench_syscalls_start
             out=$(in_ns $BENCH_C timeout $((SECS + 30)) "${cwrap[@]}" iperf3 -c $BENCH_DST -p 5201 -t $SECS -J "${rev[@]}" 2>&1)
             rc=$?
+            bench_syscalls_stop
             g1=$(bench_cpu_gw); b1=($(bench_uplink_bytes))
+            if [ -n "$BENCH_SYSCALLS" ]; then sc=$((sc + BENCH_SYSCALLS)); else scok=0; fi
             r=$(echo "$out" | python3 -c 'import json,sys
 try:
     e = json.load(sys.stdin)["end"]["sum_received"]
@@ -72,6 +79,7 @@ except Exception:
         done
         if [ $FIG = tput_iperf ] && [ -n "$BENCH_GW_PIDS" ] && [ "$(calc "$gb > 0")" = True ]; then
             bench_sample $FIG $d $rep cpu_s_per_gb_gw $(calc "round($gw / $gb, 3)") s/GB
+            [ $scok = 1 ] && bench_sample $FIG $d $rep syscalls_per_gb_gw $(calc "round($sc / $gb)") 1/GB
         fi
         design_stop
     done

@@ -297,6 +297,47 @@ while grow:
 print("%.3f" % (sum(stat[p][1] for p in want) / hz))
 PY
 }
+# The PIDs of BENCH_GW_PIDS (or the PIDs given) and all their descendants,
+# comma separated (for perf -p).
+bench_gw_tree() {
+    python3 - ${@:-$BENCH_GW_PIDS} <<'PY'
+import os, sys
+roots = set(int(p) for p in sys.argv[1:]); parent = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            parent[int(d)] = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            pass
+want, grow = set(p for p in roots if p in parent), True
+while grow:
+    new = {p for p, pp in parent.items() if pp in want and p not in want}
+    want |= new; grow = bool(new)
+print(",".join(str(p) for p in sorted(want)))
+PY
+}
+# System calls made by the gateway programs (every thread) between
+# bench_syscalls_start and bench_syscalls_stop, counted by perf on the
+# raw_syscalls:sys_enter tracepoint (no sampling, little overhead).
+# bench_syscalls_stop sets BENCH_SYSCALLS to the count, or to nothing when
+# perf is missing (not in a $(...): perf is this shell's child).
+bench_syscalls_start() {
+    _BENCH_PERF_PID= _BENCH_PERF_OUT=$WORK/perf-syscalls.$$.txt
+    command -v perf >/dev/null || return 0
+    local pids; pids=$(bench_gw_tree) || return 0
+    [ -n "$pids" ] || return 0
+    rm -f "$_BENCH_PERF_OUT"
+    perf stat -x, -e raw_syscalls:sys_enter -o "$_BENCH_PERF_OUT" -p "$pids" >/dev/null 2>&1 &
+    _BENCH_PERF_PID=$!
+    sleep 0.3   # attached (perf opens the counters at once; this is slack)
+}
+bench_syscalls_stop() {
+    BENCH_SYSCALLS=
+    [ -n "${_BENCH_PERF_PID:-}" ] || return 0
+    kill -INT $_BENCH_PERF_PID 2>/dev/null; wait $_BENCH_PERF_PID 2>/dev/null
+    _BENCH_PERF_PID=
+    BENCH_SYSCALLS=$(awk -F, '/raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {print $1}' "$_BENCH_PERF_OUT" 2>/dev/null)
+}
 # Busy CPU seconds of the whole machine (all cores; /proc/stat: everything but idle and iowait).
 bench_cpu_all() {
     awk -v hz=$CLK_TCK '$1=="cpu" {printf "%.3f\n", ($2+$3+$4+$7+$8+$9)/hz; exit}' /proc/stat

@@ -7,6 +7,7 @@ PKGS=(
   tshark tcpdump                                             # tests: independent MPTCP dissector, captures
   iproute2 iptables ethtool iperf3 python3 mptcpd iputils-ping # tests/demo: namespaces, queue rules, kernel MPTCP peer
   mptcpize shadowsocks-libev                                  # bench: mptcpize run (MPTCP sockets), the split-proxy design
+  linux-perf                                                  # bench: system calls per GB (perf stat)
   gnuplot-nox                                                 # bench: the report's charts
   conntrack                                                   # bench: conntrack -F between designs (memory figure)
 )

@@ -187,8 +187,9 @@ let figureHowTo: [String: String] = [
     "tput_iperf": """
         One TCP flow of iperf3 C → D (`up_gbit`) and D → C (`down_gbit`, `-R`), 5 s each, unshaped: the Python \
         transfer above tops out near 2.4 Gbit/s itself, iperf3 does not (integrity stays with the sha256 \
-        transfers). `cpu_s_per_gb_gw`: CPU seconds of the gateway programs per GB, both directions together. \
-        `÷ plain1`: ratio to plain forwarding over uplink 1 in the same repetition, `÷ proxy` to the split proxy.
+        transfers). `cpu_s_per_gb_gw`: CPU seconds of the gateway programs per GB, both directions together; \
+        `syscalls_per_gb_gw` their system calls per GB (every thread, counted by `perf stat` on \
+        `raw_syscalls:sys_enter`). `÷ plain1`: ratio to plain forwarding over uplink 1 in the same repetition, `÷ proxy` to the split proxy.
         """,
     "tput_gbit": """
         The same iperf3 transfers with both uplinks shaped to 1 Gbit/s by tbf (burst 256 KB, 10 ms of queue) and \
