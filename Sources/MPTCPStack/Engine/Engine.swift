@@ -87,6 +87,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// Packets the engine sent on its own during the last event; the caller
     /// sends them and then calls `outbox.removeAll()`.
     public var outbox = Outbox()
+    /// Connections with ACKs waiting for `endOfBatch` (`batchAcks`).
+    var ackDue: [(handle: Int, generation: UInt32)] = []
     let writer: SegmentWriter
     /// Translated SACK blocks (one option, 34 bytes at most).
     let sackScratch: UnsafeMutableRawBufferPointer
@@ -105,6 +107,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
         journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
         journalChanged.reserveCapacity(config.tuning.journalCapacity)
         conns.reserveCapacity(1024)
+        ackDue.reserveCapacity(256)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
         uplinkMTU = config.uplinks.map(\.mtu)
     }
@@ -188,6 +191,26 @@ public final class Engine<RNG: RandomNumberGenerator> {
         }
     }
 
+
+    /// The end of a batch of packets (`EngineTuning.batchAcks`): the ACKs
+    /// that waited go into the outbox, one per subflow and one to the
+    /// client per connection. Stops early, as `handleTimeout` does, when
+    /// the outbox is nearly full: send it and call again
+    /// (`hasBatchedAcks`).
+    public func endOfBatch(now: Instant) {
+        var i = 0
+        while i < ackDue.count, outbox.count <= Outbox.slots - config.tuning.timerReserve {
+            let d = ackDue[i]
+            i += 1
+            guard d.handle < conns.count, let c = conns[d.handle], c.generation == d.generation, let mp = c.mp,
+                  mp.ackQueued else { continue }
+            mp.ackQueued = false
+            sendBatchedAcks(c, mp, now: now)
+        }
+        ackDue.removeFirst(i)
+    }
+
+    public var hasBatchedAcks: Bool { !ackDue.isEmpty }
 
     /// Runs the timers whose time has come (retransmissions, probes, joins,
     /// expiry). A pass stops early when the outbox is nearly full, so that

@@ -303,6 +303,10 @@ final class MPConn {
     var clientTSOffset: UInt32 = 0
     /// The subflow that last brought data (pure DATA_ACKs go there).
     var lastRxPath = 0
+    /// In `Engine.ackDue` (`EngineTuning.batchAcks`), and whether the
+    /// client's ACK waits there too.
+    var ackQueued = false
+    var clientAckDue = false
     /// The earliest timer queued for this connection in the engine's heap.
     var timerAt: Instant?
     /// When the peer's DATA_ACK last moved (or data became outstanding), and

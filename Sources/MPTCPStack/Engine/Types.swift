@@ -259,6 +259,13 @@ public struct EngineTuning: Sendable {
     /// 40 + 10 Mbit/s testbed reached 0.84-0.87 of both links in two runs
     /// against 0.93-0.95 without (docs/decisions.md).
     public var acksByVerdict = false
+    /// ACKs due on a subflow for in-order data, and the client's ACK for
+    /// the peer's DATA_ACK, wait for `Engine.endOfBatch` (the caller's end
+    /// of a batch of packets read at once) and then leave as one per
+    /// subflow and one to the client, as a receiver's GRO would coalesce
+    /// them. Off: each leaves in the event that made it due (the default,
+    /// for callers that hand the engine one packet at a time).
+    public var batchAcks = false
     // Held.swift
     /// Client packets held in the kernel's queue, per connection and in
     /// all (keep it well below the queue's length: 8192 by default). Off

@@ -101,7 +101,14 @@ extension Engine {
             if config.tuning.acksByVerdict && n == 0 && !t.has(TCPFlags.fin) && !gso {
                 verdict = subflowAckVerdict(v, c, mp, k, now: now)
             }
-            if verdict == nil { sendAck(c, mp, k, now: now) }
+            if verdict == nil {
+                if config.tuning.batchAcks {
+                    mp.paths[k].ackPending = true
+                    queueAcks(c, h, mp)
+                } else {
+                    sendAck(c, mp, k, now: now)
+                }
+            }
         }
         if verdict == nil && n > 0 && !t.has(TCPFlags.fin) && c.fullyEstablished && c.phase == .established
             && mp.sendNext != mp.bufEnd {

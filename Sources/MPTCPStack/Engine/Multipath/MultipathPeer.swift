@@ -437,16 +437,44 @@ extension Engine {
             // this very segment when nothing else of it goes on.
             if config.tuning.acksByVerdict, case .drop(.consumed) = verdict, !gso, let ack = clientAckVerdict(v, c, mp, now: now) {
                 verdict = ack
+            } else if config.tuning.batchAcks {
+                mp.clientAckDue = true
+                queueAcks(c, h, mp)
             } else {
                 sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now)
             }
         }
         releaseBuffer(&c, h, now: now)
         mpPush(&c, h, now: now)
-        for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active { sendAck(c, mp, j, now: now) }
+        for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active {
+            // A hole in the subflow's sequence: its ACK (and SACK) leaves now.
+            if config.tuning.batchAcks && mp.paths[j].ooo.isEmpty {
+                queueAcks(c, h, mp)
+            } else {
+                sendAck(c, mp, j, now: now)
+            }
+        }
         mpFinishIfDone(&c, h, now: now)
         scheduleTimer(&c, h, now: now)
         return verdict
+    }
+
+    /// Connection `h` has ACKs waiting for `endOfBatch`.
+    func queueAcks(_ c: Connection, _ h: Int, _ mp: MPConn) {
+        guard !mp.ackQueued else { return }
+        mp.ackQueued = true
+        ackDue.append((h, c.generation))
+    }
+
+    /// The ACKs that waited (`batchAcks`): the client's, then each
+    /// subflow's; what went out meanwhile (a data segment carries the
+    /// subflow's ACK) is not sent again.
+    func sendBatchedAcks(_ c: Connection, _ mp: MPConn, now: Instant) {
+        if mp.clientAckDue {
+            mp.clientAckDue = false
+            if c.phase != .closed { sendToClient(c, mp, seq: c.deliveredMax, flags: TCPFlags.ack, now: now) }
+        }
+        for j in mp.paths.indices where mp.paths[j].ackPending && mp.paths[j].state == .active { sendAck(c, mp, j, now: now) }
     }
 
     /// Options towards the client: timestamps only (our clock, its TSval echoed).
