@@ -7,3 +7,15 @@ static inline int signalfd_like(sigset_t *mask) { return signalfd(-1, mask, SFD_
    to the system. */
 static inline int malloc_map_from(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
 static inline int malloc_give_back(void) { return malloc_trim(0); }
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <unistd.h>
+/* struct mmsghdr and sendmmsg/recvmmsg are GNU extensions the Glibc module
+   does not expose: the same layout and the system calls themselves. */
+struct batch_msghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+static inline int batch_sendmmsg(int fd, struct batch_msghdr *v, unsigned int n, int flags) {
+    return (int)syscall(SYS_sendmmsg, fd, v, n, flags);
+}
+static inline int batch_recvmmsg(int fd, struct batch_msghdr *v, unsigned int n, int flags) {
+    return (int)syscall(SYS_recvmmsg, fd, v, n, flags, (void *)0);
+}

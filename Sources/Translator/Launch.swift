@@ -116,6 +116,9 @@ public enum DaemonLauncher {
         let ifaces: InterfaceMap
         do { ifaces = try InterfaceMap(lan: s.lan, uplinks: names) } catch { throw StartError("\(error)") }
         var config = s.engine.config
+        // Packets are read in batches (NFQueue.daemonBatch): the ACKs they
+        // make due leave once per batch.
+        config.tuning.batchAcks = NFQueue.daemonBatch > 1
         // The uplinks' own addresses, now (the sources of the subflows the
         // gateway opens; needed only with two or more uplinks), and their
         // MTUs (segment sizes; changes are followed on rtnetlink).
@@ -145,7 +148,7 @@ public enum DaemonLauncher {
         }
         defer { if s.installRules { rules.remove() } }
         let q: NFQueue
-        do { q = try NFQueue(number: s.queue, failOpen: s.failOpen) } catch { throw StartError("\(error)") }
+        do { q = try NFQueue(number: s.queue, failOpen: s.failOpen, batch: NFQueue.daemonBatch) } catch { throw StartError("\(error)") }
         logger.info("queue \(s.queue) bound\(s.failOpen ? " (fail-open)" : "")",
                     metadata: ["lan": "\(s.lan)", "uplinks": "\(s.uplinks.map(\.description))"])
         // Multipath: what leaves by uplink k leaves through uplink k.

@@ -123,6 +123,8 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             case let .carry(hl):
                 try queue.accept(p.id, mark: mark(p.mark, towards: engine.carriedTowards), header: UnsafeRawBufferPointer(rebasing: engine.headerBuffer[0 ..< hl]),
                                  payload: engine.carriedPayload)
+                // Its payload is a send buffer's, valid until the next event.
+                if !engine.carriedPayload.isEmpty { flushVerdicts() }
             case let .hold(slot):
                 // Kept in the queue: its verdict comes with its release.
                 heldIDs[slot] = p.id
@@ -142,8 +144,23 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
     func flushOutbox(now: Instant) {
         // Held packets first: they carry older data than the outbox's.
         flushReleases(now: now)
+        // Verdicts given so far leave before what follows them.
+        if engine.outbox.count > 0 { flushVerdicts() }
         var i = 0
         while i < engine.outbox.count {
+            // Runs of packets through one socket: one system call each.
+            if let sender, engine.outbox.count - i > 1 {
+                let base = i
+                let n = sender.sendMany(count: engine.outbox.count - i) { engine.outbox.packet(base + $0) }
+                if let r = recorder {
+                    for j in base ..< base + n {
+                        let (bytes, side) = engine.outbox.packet(j)
+                        r.write(side: side, output: true, at: now, bytes)
+                    }
+                }
+                i += n
+                if i == engine.outbox.count { break }
+            }
             let (bytes, side) = engine.outbox.packet(i)
             let outcome = sender?.send(bytes, side: side) ?? .sent
             if outcome == .tooBig {
@@ -161,8 +178,29 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         if engine.journalPending, let j = journal { engine.drainJournal { j.write($0, $1) } }
     }
 
-    /// Gives the held packets the engine released their verdicts.
+    /// The ACKs the batch made due (`EngineTuning.batchAcks`), after its
+    /// verdicts.
+    func endOfBatch(now: Instant) {
+        while engine.hasBatchedAcks {
+            engine.endOfBatch(now: now)
+            flushOutbox(now: now)
+        }
+    }
+
+    /// Sends the verdicts the queue deferred (`NFQueue.batch`).
+    func flushVerdicts() {
+        let failed = queue.flush()
+        if failed > 0 {
+            verdictErrors &+= UInt64(failed)
+            if verdictErrors < 10 { logger.warning("\(failed) verdict(s) failed: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// Gives the held packets the engine released their verdicts (sent at
+    /// once: their payloads are send buffers', valid until the next event).
     func flushReleases(now: Instant) {
+        guard engine.releases.count > 0 else { return }
+        defer { flushVerdicts() }
         for i in 0 ..< engine.releases.count {
             let (slot, packet) = engine.releases.release(i)
             do {
@@ -265,6 +303,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                 let ns = d.nanoseconds > now0.nanoseconds ? d.nanoseconds - now0.nanoseconds : 0
                 timeout = Int32(min(ns / 1_000_000 + (ns % 1_000_000 == 0 ? 0 : 1), 1000))
             }
+            flushVerdicts()
             let r = poll(&fds, 3, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
             if fds[1].revents != 0 {
@@ -289,8 +328,10 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
                     let now = MonotonicClock.now()
                     let n = try queue.receive { p in process(p, now: now) }
                     if n == 0 { break }
+                    endOfBatch(now: now)
                     if let d = engine.nextDeadline, d <= now { runTimers(now: now) }
                 }
+                flushVerdicts()
             }
             let now = MonotonicClock.now()
             runTimers(now: now)
@@ -382,6 +423,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             ("conns_open", "\(engine.connectionCount)"),
             ("unknown_iface", "\(unknownInterface)"), ("verdict_errors", "\(verdictErrors)"),
             ("truncated", "\(truncatedPackets)"), ("raw_send_errors", "\(sender?.errors ?? 0)"),
+            ("raw_send_calls", "\(sender?.sendCalls ?? 0)"), ("raw_sent", "\(sender?.packetsSent ?? 0)"),
             ("outbox_overflow", "\(engine.outbox.overflow)"), ("journal_skipped", "\(journal?.skipped ?? 0)"),
         ]
         for c in queue.counters { f.append((c.name, "\(c.value)")) }

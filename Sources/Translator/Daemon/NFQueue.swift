@@ -1,4 +1,5 @@
 import CMnl
+import CLinux
 import CNetfilterQueue
 import Glibc
 
@@ -47,27 +48,58 @@ public protocol PacketQueue: AnyObject {
     func drop(_ id: UInt32) throws
     /// Accepts the packet as `header` followed by `payload`.
     func accept(_ id: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws
+    /// Sends the verdicts given since the last flush, when the queue defers
+    /// them: until then `header` has been copied but `payload` must stay
+    /// valid (a received packet's bytes stay valid until the next
+    /// `receive`). Returns how many could not be sent.
+    func flush() -> Int
     /// The queue's own counters for the stats line, by name (not per packet).
     var counters: [(name: String, value: UInt64)] { get }
 }
 
 extension PacketQueue {
     public var counters: [(name: String, value: UInt64)] { [] }
+    public func flush() -> Int { 0 }
 }
 
 /// NFQUEUE over libmnl and libnetfilter_queue's netlink helpers, configured
 /// for GSO super-segments and whole-packet copies (docs/datapath.md).
+///
+/// Batched (`batch` > 1): one `recvmmsg` reads up to `batch` packets, and
+/// verdicts wait in a list until `flush`, which sends them with one
+/// `sendmmsg` (each verdict stays its own netlink message, in order). The
+/// list holds each verdict's netlink header and packet header (copied) and
+/// points at its payload. A full list is flushed.
 public final class NFQueue: PacketQueue {
     public let queueNumber: UInt16
     private let nl: OpaquePointer
     private let portID: UInt32
+    /// `batch` receive buffers of `bufferSize` bytes, one after another.
     private let recvBuffer: UnsafeMutableRawBufferPointer
+    private static let bufferSize = 0xffff + 4096
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private var attrs: [UnsafePointer<nlattr>?] = Array(repeating: nil, count: Int(__NFQA_MAX.rawValue))
-    /// Reused for every verdict that carries a packet (no per-packet allocation).
-    private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
     private let pad = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 4)
     private var peer = sockaddr_nl()
+    /// Packets read per `receive` (1: one `recv`, verdicts sent at once).
+    public let batch: Int
+    /// The daemon's batch: 16 packets (1.1 MB of buffers) per read.
+    public static let daemonBatch = 16
+    private let recvIOV: UnsafeMutablePointer<iovec>
+    private let recvMsgs: UnsafeMutablePointer<batch_msghdr>
+    /// Deferred verdicts: a netlink message prefix and packet header per
+    /// slot, three iovecs per slot (that area, payload, padding).
+    private static let slotSize = 256
+    private static let pendingCapacity = 64
+    private let slots: UnsafeMutableRawPointer
+    private let sendIOV: UnsafeMutablePointer<iovec>
+    private let sendMsgs: UnsafeMutablePointer<batch_msghdr>
+    private var pending = 0
+    /// System calls that sent verdicts, and the verdicts they sent.
+    public private(set) var verdictCalls: UInt64 = 0
+    public private(set) var verdictsSent: UInt64 = 0
+    /// Calls that read packets, and the packets read.
+    public private(set) var receiveCalls: UInt64 = 0
     /// Reads that failed with ENOBUFS: the kernel could not hand us
     /// packets (the socket's buffer was full) and dropped them, or let them
     /// pass with `failOpen`.
@@ -81,21 +113,39 @@ public final class NFQueue: PacketQueue {
     /// Binds queue `number`. With `failOpen` the kernel lets packets pass
     /// unqueued while the queue (`maxLength` packets) or the socket's buffer
     /// is full, instead of dropping them.
-    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192, failOpen: Bool = false) throws {
+    public init(number: UInt16, receiveBufferBytes: Int = 64 << 20, maxLength: UInt32 = 8192, failOpen: Bool = false,
+                batch: Int = 1) throws {
         queueNumber = number
         self.failOpen = failOpen
-        guard let s = mnl_socket_open(NETLINK_NETFILTER) else { throw QueueError("netlink socket") }
+        self.batch = max(1, min(batch, 64))
+        let rb = UnsafeMutableRawBufferPointer.allocate(byteCount: self.batch * Self.bufferSize, alignment: 16)
+        let ri = UnsafeMutablePointer<iovec>.allocate(capacity: self.batch)
+        let rm = UnsafeMutablePointer<batch_msghdr>.allocate(capacity: self.batch)
+        let sl = UnsafeMutableRawPointer.allocate(byteCount: Self.pendingCapacity * Self.slotSize, alignment: 16)
+        let si = UnsafeMutablePointer<iovec>.allocate(capacity: 3 * Self.pendingCapacity)
+        let sm = UnsafeMutablePointer<batch_msghdr>.allocate(capacity: Self.pendingCapacity)
+        let sb = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        let pd = pad
+        recvBuffer = rb; recvIOV = ri; recvMsgs = rm; slots = sl; sendIOV = si; sendMsgs = sm; sendBuffer = sb
+        func release() {
+            rb.deallocate(); ri.deallocate(); rm.deallocate()
+            sl.deallocate(); si.deallocate(); sm.deallocate(); sb.deallocate()
+            pd.deallocate()
+        }
+        guard let s = mnl_socket_open(NETLINK_NETFILTER) else { let e = QueueError("netlink socket"); release(); throw e }
         nl = s
         guard mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
             let e = QueueError("netlink bind")
             mnl_socket_close(s)
+            release()
             throw e
         }
         portID = mnl_socket_get_portid(s)
         pad.storeBytes(of: 0, as: UInt32.self)
         peer.nl_family = sa_family_t(AF_NETLINK)
-        recvBuffer = .allocate(byteCount: 0xffff + 4096, alignment: 16)
-        sendBuffer = .allocate(byteCount: 4096, alignment: 16)
+        for i in 0 ..< self.batch {
+            recvIOV[i] = iovec(iov_base: recvBuffer.baseAddress! + i * Self.bufferSize, iov_len: Self.bufferSize)
+        }
         var size = Int32(receiveBufferBytes)
         let fd = mnl_socket_get_fd(s)
         // Forced size (root); the default 208 KB drops packets under load.
@@ -117,10 +167,15 @@ public final class NFQueue: PacketQueue {
     }
 
     deinit {
-        iov.deallocate()
-        pad.deallocate()
+        _ = flush()
         mnl_socket_close(nl)
+        pad.deallocate()
         recvBuffer.deallocate()
+        recvIOV.deallocate()
+        recvMsgs.deallocate()
+        slots.deallocate()
+        sendIOV.deallocate()
+        sendMsgs.deallocate()
         sendBuffer.deallocate()
     }
 
@@ -146,12 +201,15 @@ public final class NFQueue: PacketQueue {
         }
     }
 
-    /// `queue_enobufs`, and the kernel's own counts for this queue from
+    /// `queue_enobufs`; `queue_reads` (system calls that read packets),
+    /// `queue_verdict_calls` and `queue_verdicts` (system calls that sent
+    /// verdicts, and the verdicts they sent); and the kernel's own counts for this queue from
     /// /proc/net/netfilter/nfnetlink_queue: `queue_dropped` (the queue was
     /// full) and `queue_user_dropped` (the socket's buffer was full). With
     /// `failOpen` neither drops: what passed unqueued is counted nowhere.
     public var counters: [(name: String, value: UInt64)] {
-        var c: [(name: String, value: UInt64)] = [("queue_enobufs", enobufs)]
+        var c: [(name: String, value: UInt64)] = [("queue_enobufs", enobufs), ("queue_reads", receiveCalls),
+                                                  ("queue_verdict_calls", verdictCalls), ("queue_verdicts", verdictsSent)]
         if let k = Self.kernelCounters(queue: queueNumber) {
             c.append(("queue_dropped", k.dropped))
             c.append(("queue_user_dropped", k.userDropped))
@@ -185,23 +243,47 @@ public final class NFQueue: PacketQueue {
         return nil
     }
 
+    /// Reads up to `batch` messages and calls `body` per packet. Verdicts
+    /// still deferred are flushed first: their payloads may be in the
+    /// buffers this read reuses.
     public func receive(_ body: (QueuedPacket) -> Void) throws -> Int {
-        let n = mnl_socket_recvfrom(nl, recvBuffer.baseAddress, recvBuffer.count)
-        if n < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
-            if errno == ENOBUFS { enobufs &+= 1; return 0 } // the kernel dropped packets: counted
-            throw QueueError("queue receive")
-        }
-        var len = Int32(n)
-        var nlh = recvBuffer.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
-        var count = 0
-        while mnl_nlmsg_ok(nlh, len) {
-            if nlh.pointee.nlmsg_type == UInt16(NFNL_SUBSYS_QUEUE << 8) | UInt16(NFQNL_MSG_PACKET.rawValue) {
-                if let p = parse(nlh) { body(p); count += 1 }
+        if pending > 0 { _ = flush() }
+        let fd = mnl_socket_get_fd(nl)
+        var messages = 1
+        if batch == 1 {
+            let n = recv(fd, recvBuffer.baseAddress, Self.bufferSize, 0)
+            if n < 0 { return try receiveFailed() }
+            recvMsgs[0].msg_len = UInt32(n)
+        } else {
+            for i in 0 ..< batch {
+                var h = msghdr()
+                h.msg_iov = recvIOV + i
+                h.msg_iovlen = 1
+                recvMsgs[i] = batch_msghdr(msg_hdr: h, msg_len: 0)
             }
-            nlh = mnl_nlmsg_next(nlh, &len)
+            let n = batch_recvmmsg(fd, recvMsgs, UInt32(batch), Int32(MSG_DONTWAIT))
+            if n < 0 { return try receiveFailed() }
+            messages = Int(n)
+        }
+        receiveCalls &+= 1
+        var count = 0
+        for i in 0 ..< messages {
+            var len = Int32(recvMsgs[i].msg_len)
+            var nlh = (recvBuffer.baseAddress! + i * Self.bufferSize).assumingMemoryBound(to: nlmsghdr.self)
+            while mnl_nlmsg_ok(nlh, len) {
+                if nlh.pointee.nlmsg_type == UInt16(NFNL_SUBSYS_QUEUE << 8) | UInt16(NFQNL_MSG_PACKET.rawValue) {
+                    if let p = parse(nlh) { body(p); count += 1 }
+                }
+                nlh = mnl_nlmsg_next(nlh, &len)
+            }
         }
         return count
+    }
+
+    private func receiveFailed() throws -> Int {
+        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+        if errno == ENOBUFS { enobufs &+= 1; return 0 } // the kernel dropped packets: counted
+        throw QueueError("queue receive")
     }
 
     private func parse(_ nlh: UnsafeMutablePointer<nlmsghdr>) -> QueuedPacket? {
@@ -230,6 +312,118 @@ public final class NFQueue: PacketQueue {
         return QueuedPacket(id: id, payload: payload, gso: gso, inputInterface: ifin, truncated: truncated, mark: mark)
     }
 
+    /// Adds a verdict to the list (flushing a full one first); with
+    /// `batch` 1 it is sent at once. `header` is copied, `payload` must
+    /// stay valid until the flush.
+    private func enqueue(_ id: UInt32, _ verdict: UInt32, mark: UInt32?,
+                         packet: (header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer)?) throws {
+        if let packet, packet.header.count > Self.slotSize - 64 {
+            // (No engine header is this large; sent on its own, never lost.)
+            try sendNow(id, verdict, mark: mark, header: packet.header, payload: packet.payload)
+            return
+        }
+        if pending == Self.pendingCapacity { _ = flush() }
+        let base = slots + pending * Self.slotSize
+        let nlh = nfq_nlmsg_put(base.assumingMemoryBound(to: CChar.self), Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queueNumber))!
+        nfq_nlmsg_verdict_put(nlh, Int32(bitPattern: id), Int32(verdict))
+        if let mark { nfq_nlmsg_verdict_put_mark(nlh, mark) }
+        let iov = sendIOV + 3 * pending
+        var n = 1
+        if let packet {
+            let pktLen = packet.header.count + packet.payload.count
+            let attr = (base + Int(nlh.pointee.nlmsg_len)).assumingMemoryBound(to: nlattr.self)
+            attr.pointee.nla_len = UInt16(truncatingIfNeeded: 4 + pktLen)
+            attr.pointee.nla_type = UInt16(NFQA_PAYLOAD.rawValue)
+            let prefix = Int(nlh.pointee.nlmsg_len) + 4
+            if packet.header.count > 0 {
+                (base + prefix).copyMemory(from: packet.header.baseAddress!, byteCount: packet.header.count)
+            }
+            let padding = (4 - (pktLen & 3)) & 3
+            nlh.pointee.nlmsg_len = UInt32(prefix + pktLen + padding)
+            iov[0] = iovec(iov_base: base, iov_len: prefix + packet.header.count)
+            if packet.payload.count > 0 {
+                iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.payload.baseAddress), iov_len: packet.payload.count)
+                n += 1
+            }
+            if padding > 0 { iov[n] = iovec(iov_base: pad, iov_len: padding); n += 1 }
+        } else {
+            iov[0] = iovec(iov_base: base, iov_len: Int(nlh.pointee.nlmsg_len))
+        }
+        var h = msghdr()
+        h.msg_iov = iov
+        h.msg_iovlen = n
+        sendMsgs[pending] = batch_msghdr(msg_hdr: h, msg_len: 0)
+        pending += 1
+        if batch == 1 {
+            if flush() > 0 { throw QueueError("verdict") }
+        }
+    }
+
+    /// Sends the deferred verdicts (one `sendmmsg` for all, unless one
+    /// fails: that one is skipped, counted and the rest sent). Returns the
+    /// number that failed.
+    @discardableResult
+    public func flush() -> Int {
+        guard pending > 0 else { return 0 }
+        let fd = mnl_socket_get_fd(nl)
+        var failed = 0
+        withUnsafeMutablePointer(to: &peer) { sap in
+            for i in 0 ..< pending {
+                sendMsgs[i].msg_hdr.msg_name = UnsafeMutableRawPointer(sap)
+                sendMsgs[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+            }
+            var off = 0
+            while off < pending {
+                let r: Int32
+                if pending - off == 1 {
+                    r = sendmsg(fd, &sendMsgs[off].msg_hdr, 0) >= 0 ? 1 : -1
+                } else {
+                    r = batch_sendmmsg(fd, sendMsgs + off, UInt32(pending - off), 0)
+                }
+                verdictCalls &+= 1
+                if r > 0 {
+                    verdictsSent &+= UInt64(r)
+                    off += Int(r)
+                } else if errno != EINTR {
+                    failed += 1
+                    off += 1
+                }
+            }
+        }
+        pending = 0
+        return failed
+    }
+
+    private func sendNow(_ id: UInt32, _ verdict: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {
+        if pending > 0 { _ = flush() }
+        let nlh = verdictHeader(id, verdict, mark: mark)
+        let pktLen = header.count + payload.count
+        let attrAt = UnsafeMutableRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)
+        let attr = attrAt.assumingMemoryBound(to: nlattr.self)
+        attr.pointee.nla_len = UInt16(truncatingIfNeeded: 4 + pktLen)
+        attr.pointee.nla_type = UInt16(NFQA_PAYLOAD.rawValue)
+        let prefix = Int(nlh.pointee.nlmsg_len) + 4
+        let padding = (4 - (pktLen & 3)) & 3
+        nlh.pointee.nlmsg_len = UInt32(prefix + pktLen + padding)
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(nlh), iov_len: prefix),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count),
+                   iovec(iov_base: pad, iov_len: padding))
+        let r = withUnsafeMutablePointer(to: &peer) { sap in
+            withUnsafeMutableBytes(of: &iov) { io -> Int in
+                var msg = msghdr()
+                msg.msg_name = UnsafeMutableRawPointer(sap)
+                msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+                msg.msg_iov = io.baseAddress!.assumingMemoryBound(to: iovec.self)
+                msg.msg_iovlen = 4
+                return sendmsg(mnl_socket_get_fd(nl), &msg, 0)
+            }
+        }
+        verdictCalls &+= 1
+        guard r >= 0 else { throw QueueError("verdict with packet") }
+        verdictsSent &+= 1
+    }
+
     private func verdictHeader(_ id: UInt32, _ verdict: UInt32, mark: UInt32? = nil) -> UnsafeMutablePointer<nlmsghdr> {
         let buf = sendBuffer.baseAddress!.assumingMemoryBound(to: CChar.self)
         let nlh = nfq_nlmsg_put(buf, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queueNumber))!
@@ -239,44 +433,17 @@ public final class NFQueue: PacketQueue {
     }
 
     public func accept(_ id: UInt32, mark: UInt32?) throws {
-        let nlh = verdictHeader(id, UInt32(NF_ACCEPT), mark: mark)
-        guard mnl_socket_sendto(nl, nlh, Int(nlh.pointee.nlmsg_len)) >= 0 else { throw QueueError("verdict") }
+        try enqueue(id, UInt32(NF_ACCEPT), mark: mark, packet: nil)
     }
 
     public func drop(_ id: UInt32) throws {
-        let nlh = verdictHeader(id, UInt32(NF_DROP))
-        guard mnl_socket_sendto(nl, nlh, Int(nlh.pointee.nlmsg_len)) >= 0 else { throw QueueError("verdict") }
+        try enqueue(id, UInt32(NF_DROP), mark: nil, packet: nil)
     }
 
-    /// A verdict carrying the rewritten packet, sent with one sendmsg whose
-    /// iovecs point at the new headers and the original payload: the payload
-    /// is not copied in userspace.
+    /// A verdict carrying the rewritten packet: its netlink message points
+    /// at the new headers (copied into the verdict list) and the original
+    /// payload, which is not copied in userspace.
     public func accept(_ id: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {
-        let nlh = verdictHeader(id, UInt32(NF_ACCEPT), mark: mark)
-        let pktLen = header.count + payload.count
-        // The NFQA_PAYLOAD attribute header follows the verdict attribute.
-        let attrAt = UnsafeMutableRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)
-        let attr = attrAt.assumingMemoryBound(to: nlattr.self)
-        attr.pointee.nla_len = UInt16(truncatingIfNeeded: 4 + pktLen)
-        attr.pointee.nla_type = UInt16(NFQA_PAYLOAD.rawValue)
-        let prefix = Int(nlh.pointee.nlmsg_len) + 4
-        let pad = (4 - (pktLen & 3)) & 3
-        nlh.pointee.nlmsg_len = UInt32(prefix + pktLen + pad)
-        var n = 0
-        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(nlh), iov_len: prefix); n += 1
-        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count); n += 1
-        if payload.count > 0 {
-            iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count); n += 1
-        }
-        if pad > 0 { iov[n] = iovec(iov_base: self.pad, iov_len: pad); n += 1 }
-        let r = withUnsafeMutablePointer(to: &peer) { sap -> Int in
-            var msg = msghdr()
-            msg.msg_name = UnsafeMutableRawPointer(sap)
-            msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
-            msg.msg_iov = iov
-            msg.msg_iovlen = n
-            return sendmsg(mnl_socket_get_fd(nl), &msg, 0)
-        }
-        guard r >= 0 else { throw QueueError("verdict with packet") }
+        try enqueue(id, UInt32(NF_ACCEPT), mark: mark, packet: (header, payload))
     }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import MPTCPStack
 
@@ -23,6 +24,14 @@ public final class RawSender {
     /// The errno of the last failed send (0: none yet).
     public private(set) var lastErrno: Int32 = 0
     public static let mark: UInt32 = 0x6d70 // "mp"
+    /// `sendMany`'s scratch: per message an address, an iovec and a header.
+    private static let manyCapacity = 64
+    private let manyAddresses = UnsafeMutablePointer<sockaddr_in6>.allocate(capacity: RawSender.manyCapacity)
+    private let manyIOV = UnsafeMutablePointer<iovec>.allocate(capacity: RawSender.manyCapacity)
+    private let manyMsgs = UnsafeMutablePointer<batch_msghdr>.allocate(capacity: RawSender.manyCapacity)
+    /// System calls that sent packets, and the packets they sent.
+    public private(set) var sendCalls: UInt64 = 0
+    public private(set) var packetsSent: UInt64 = 0
 
     /// One uplink's device and addresses (its first IPv4 and first IPv6 one
     /// are bound).
@@ -95,6 +104,9 @@ public final class RawSender {
     }
 
     deinit {
+        manyAddresses.deallocate()
+        manyIOV.deallocate()
+        manyMsgs.deallocate()
         close(fd4)
         close(fd6)
         for fd in up4 { close(fd) }
@@ -125,6 +137,66 @@ public final class RawSender {
         case failed
     }
 
+    /// The socket a packet leaves through and its destination, written to
+    /// `sa` (nil: not a packet that can be sent).
+    private func route(_ p: UnsafeRawBufferPointer, side: Side, into sa: UnsafeMutablePointer<sockaddr_in6>) -> (fd: Int32, length: Int)? {
+        guard p.count >= 20 else { return nil }
+        if p[0] >> 4 == 4 {
+            var fd = fd4
+            if case let .uplink(k) = side, Int(k) < up4.count { fd = up4[Int(k)] }
+            sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { s in
+                s.pointee = sockaddr_in()
+                s.pointee.sin_family = sa_family_t(AF_INET)
+                memcpy(&s.pointee.sin_addr, p.baseAddress! + 16, 4)
+            }
+            return (fd, MemoryLayout<sockaddr_in>.size)
+        } else if p.count >= 40 {
+            var fd = fd6
+            if case let .uplink(k) = side, Int(k) < up6.count { fd = up6[Int(k)] }
+            sa.pointee = sockaddr_in6()
+            sa.pointee.sin6_family = sa_family_t(AF_INET6)
+            memcpy(&sa.pointee.sin6_addr, p.baseAddress! + 24, 16)
+            return (fd, MemoryLayout<sockaddr_in6>.size)
+        }
+        return nil
+    }
+
+    /// Sends packets `0 ..< count` (`packet(i)` gives each) with one
+    /// `sendmmsg` per run that leaves through the same socket, in order.
+    /// Stops before the first packet that could not be sent and returns
+    /// how many were: the caller sends that one with `send`, which tells
+    /// what became of it, and goes on after it.
+    public func sendMany(count: Int, _ packet: (Int) -> (bytes: UnsafeRawBufferPointer, side: Side)) -> Int {
+        var done = 0
+        while done < count {
+            var n = 0
+            var runFD: Int32 = -1
+            while done + n < count && n < Self.manyCapacity {
+                let (bytes, side) = packet(done + n)
+                guard let (fd, length) = route(bytes, side: side, into: manyAddresses + n) else { break }
+                if n > 0 && fd != runFD { break }
+                runFD = fd
+                manyIOV[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+                var h = msghdr()
+                h.msg_name = UnsafeMutableRawPointer(manyAddresses + n)
+                h.msg_namelen = socklen_t(length)
+                h.msg_iov = manyIOV + n
+                h.msg_iovlen = 1
+                manyMsgs[n] = batch_msghdr(msg_hdr: h, msg_len: 0)
+                n += 1
+            }
+            guard n > 0 else { return done }
+            let r = n == 1 ? (sendmsg(runFD, &manyMsgs[0].msg_hdr, 0) >= 0 ? 1 : -1)
+                           : Int(batch_sendmmsg(runFD, manyMsgs, UInt32(n), 0))
+            sendCalls &+= 1
+            guard r > 0 else { return done }
+            packetsSent &+= UInt64(r)
+            done += r
+            if r < n { return done }
+        }
+        return done
+    }
+
     /// Sends one complete IPv4 or IPv6 packet to its destination address,
     /// through the routing table (`.lan`, or no uplink sockets) or uplink k.
     /// Every failure is counted in `errors` (too big ones too).
@@ -147,7 +219,8 @@ public final class RawSender {
             memcpy(&sa.sin6_addr, p.baseAddress! + 24, 16)
             r = Self.send(p, on: fd, to: &sa)
         }
-        guard r < 0 else { return .sent }
+        sendCalls &+= 1
+        guard r < 0 else { packetsSent &+= 1; return .sent }
         errors &+= 1
         lastErrno = errno
         return lastErrno == EMSGSIZE ? .tooBig : .failed
