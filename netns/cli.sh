@@ -123,4 +123,22 @@ state >"$WORK/state-before.txt"
 good "two uplinks, every value at an end of its range" "${MP[@]}" --mss-clamp 1024 --time-wait 0.001 \
     --idle-timeout 2592000 --stats-interval 86400 --max-connections 1048576 --join-ports 61000-61001 \
     --send-buffer 65536 --max-subflows 8 --add-addr-accepted 0 --fail-open
+
+# A second instance on a queue a live one holds is refused before it touches
+# a rule (it would take over the live one's rules and remove them at exit).
+k=$((k + 1))
+bg_ns $N "$WORK/good-$k.log" "$NFQ_MPTCP" "${MP[@]}"
+first=$LAST_PID
+wait_for 20 grep -q "queue $Q bound" "$WORK/good-$k.log"
+state >"$WORK/state-live.txt"
+in_ns $N timeout 20 "$NFQ_MPTCP" "${MP[@]}" >"$WORK/second.log" 2>&1; rc=$?
+state >"$WORK/state-live-after.txt"
+[ $rc != 0 ] && [ $rc -lt 128 ] && grep -q "another program holds this queue" "$WORK/second.log" \
+    && diff -q "$WORK/state-live.txt" "$WORK/state-live-after.txt" >/dev/null && kill -0 $first
+check "refused: a second instance on the live one's queue, the live one's rules untouched" $? \
+    "exit $rc: $(grep -m1 Error "$WORK/second.log" | head -c 200); $(diff "$WORK/state-live.txt" "$WORK/state-live-after.txt" | head -c 200)"
+kill -TERM $first; wait $first; rc=$?
+state >"$WORK/state-after-$k.txt"
+[ $rc = 0 ] && diff -q "$WORK/state-before.txt" "$WORK/state-after-$k.txt" >/dev/null
+check "the live one: exit 0 at SIGTERM, nothing left" $? "exit $rc; $(diff "$WORK/state-before.txt" "$WORK/state-after-$k.txt" | head -c 200)"
 finish

@@ -140,6 +140,11 @@ public enum DaemonLauncher {
         // An uplink with no route from its address: refused before anything is installed.
         if s.installRules, !rules.problems.isEmpty { throw StartError(rules.problems.joined(separator: "; ")) }
         for p in rules.problems { logger.warning("\(p)") }
+        // The queue first: a queue another instance holds is refused before
+        // any rule is touched (rules already there are taken over, and
+        // removed at exit: a live instance's must not be).
+        let q: NFQueue
+        do { q = try NFQueue(number: s.queue, failOpen: s.failOpen, batch: NFQueue.daemonBatch) } catch { throw StartError("\(error)") }
         if s.installRules {
             do { try rules.install() } catch {
                 rules.remove()
@@ -147,8 +152,6 @@ public enum DaemonLauncher {
             }
         }
         defer { if s.installRules { rules.remove() } }
-        let q: NFQueue
-        do { q = try NFQueue(number: s.queue, failOpen: s.failOpen, batch: NFQueue.daemonBatch) } catch { throw StartError("\(error)") }
         logger.info("queue \(s.queue) bound\(s.failOpen ? " (fail-open)" : "")",
                     metadata: ["lan": "\(s.lan)", "uplinks": "\(s.uplinks.map(\.description))"])
         // Multipath: what leaves by uplink k leaves through uplink k.

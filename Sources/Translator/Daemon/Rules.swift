@@ -319,11 +319,18 @@ public final class Rules {
         for s in steps {
             switch s.action {
             case let .command(argv, undoArgv):
-                try Self.run(argv)
+                // Left by an earlier instance (a `kill -9` leaves everything
+                // in place): taken over as it is, and removed at our exit,
+                // so that a restart needs no hands and leaves no window in
+                // which packets pass untranslated.
+                if try Self.add(argv) {
+                    logger.debug("installed: \(s)")
+                } else {
+                    logger.debug("already there (left by an earlier instance): \(s)")
+                }
                 undo.append { [logger] in
                     do { try Self.run(undoArgv) } catch { logger.warning("could not undo '\(s)': \(error)") }
                 }
-                logger.debug("installed: \(s)")
             case let .sysctl(path, _, value):
                 let file = "/proc/sys/" + path
                 let old: String
@@ -341,6 +348,45 @@ public final class Rules {
                 }
                 logger.debug("set: \(s) = \(new) (was \(restore))")
             }
+        }
+    }
+
+    /// Runs `argv`, which adds something; false when it was there already:
+    /// an identical iptables rule (`-C` first), identical ip rules (the
+    /// kernel takes duplicates: they are deleted, then ours added where a
+    /// fresh start puts it), or a route to the same destination in the
+    /// same table (replaced with ours).
+    static func add(_ argv: [String]) throws -> Bool {
+        if let tool = argv.first, tool == "iptables" || tool == "ip6tables", let i = argv.firstIndex(of: "-A") {
+            var check = argv
+            check[i] = "-C"
+            if (try? run(check)) != nil { return false }
+            try run(argv)
+            return true
+        }
+        if argv.first == "ip", let i = argv.firstIndex(of: "add"), i >= 2, argv[i - 1] == "rule" {
+            var del = argv
+            del[i] = "del"
+            var existed = false
+            for _ in 0 ..< 64 {
+                guard (try? run(del)) != nil else { break }
+                existed = true
+            }
+            try run(argv)
+            return !existed
+        }
+        do {
+            try run(argv)
+            return true
+        } catch {
+            guard argv.first == "ip", let i = argv.firstIndex(of: "add"), i >= 2,
+                  argv[i - 1] == "route" || argv[i - 1] == "rule", "\(error)".contains("File exists") else { throw error }
+            if argv[i - 1] == "route" {
+                var replace = argv
+                replace[i] = "replace"
+                try run(replace)
+            }
+            return false
         }
     }
 
