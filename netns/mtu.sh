@@ -92,13 +92,21 @@ live_case() {
         ip -n $G link set g2 mtu 1500
         in_ns $C python3 "$XFER" $mode $MP_S_ADDR1 5002 0 $seed --duration 12 --timeout 60 >"$WORK/$name-$mode.json" 2>&1 &
         local xfer=$! a b
+        local mark; mark=$(wc -l <"$WORK/daemon.log")
         sleep 4; ip -n $G link set g2 mtu 1400
         sleep 3; a=$(if_bytes $G g2 $dir)
+        # (Diagnosis: the subflows 2 s into the measured part, printed should
+        # the check fail.)
+        sleep 2; kill -USR1 $DAEMON
         wait $xfer
         check "$name: 12 s $mode, MTU lowered at 4 s, sha256 equal" $? "$(head -c 300 "$WORK/$name-$mode.json")"
         b=$(( $(if_bytes $G g2 $dir) - a ))
         echo "RESULT ${name}_${mode}_uplink2_${dir}_bytes_last5s=$b"
         [ $b -gt $MIN_SHARE ]; check "$name: uplink 2 carries the $mode transfer after the change" $? "g2 $b B in the last 5 s"
+        if [ $b -le $MIN_SHARE ] || [ -n "${DUMPS:-}" ]; then
+            echo "# daemon: its multipath connections 9 s into the transfer:"
+            tail -n +$((mark + 1)) "$WORK/daemon.log" | grep -E 'phase |\[[0-9]\] .* cwnd |MTU [0-9]+ -> ' | head -40 | sed 's/^/#   /'
+        fi
         seed=$((seed + 1))
     done
     grep -q "uplink 1 (g2) MTU 1500 -> 1400" "$WORK/daemon.log"
