@@ -39,6 +39,13 @@ transfer() { # CASE MODE ADDR PORT SEED
     local case=$1 mode=$2 addr=$3 port=$4 seed=$5 dir b1 b2 rc
     dir=tx; [ $mode = down ] && dir=rx
     b1=$(if_bytes $G g1 $dir); b2=$(if_bytes $G g2 $dir)
+    # The sending gateway (A uploads; B downloads in federation; the
+    # kernel in a one-sided download) logs its subflows 0.7 s into the
+    # transfer (SIGUSR1), for the signature below.
+    local sender="" log="" mark=0
+    if [ $mode = up ]; then sender=$DAEMON log=$WORK/daemon.log
+    elif [ $case = federation ]; then sender=$DAEMON_B log=$WORK/daemon-b.log; fi
+    if [ -n "$sender" ]; then mark=$(wc -l <"$log"); (sleep 0.7; kill -USR1 $sender 2>/dev/null) & fi
     in_ns $C python3 "$XFER" $mode $addr $port $SIZE $seed --timeout 120 >"$WORK/$case-$mode.json" 2>&1
     rc=$?
     b1=$(( $(if_bytes $G g1 $dir) - b1 )); b2=$(( $(if_bytes $G g2 $dir) - b2 ))
@@ -54,9 +61,16 @@ transfer() { # CASE MODE ADDR PORT SEED
     # Slower than one link alone, the translation is the bottleneck (CPU):
     # the scheduler then rightly fills the faster subflow, and an even share
     # is not to be had. Reported as the known shortfall, not as a pass.
+    # An early loss on uplink 1 leaves its subflows growing at LIA's
+    # coupled rate (issue 16), recognised by its signature in the sender's
+    # dump (netns/lib.sh, as in federation.sh and multipath.sh).
+    local sig=""
+    [ $ok -ne 0 ] && [ -n "$log" ] && sig=$(tail -n +$((mark + 1)) "$log" | coupled_stall_signature)
     if [ $ok -ne 0 ] && python3 -c "import sys; sys.exit(0 if $rate < $one else 1)"; then
         known "$case $mode: each uplink carried at least 30% of the bytes" \
             "$detail; at $rate Mbit/s, below one uplink alone ($one): issue 15's gigabit goal is not met here"
+    elif [ -n "$sig" ]; then
+        known "$case $mode: each uplink carried at least 30% of the bytes" "$detail; issue 16: $sig"
     else
         check "$case $mode: each uplink carried at least 30% of the bytes" $ok "$detail"
     fi
