@@ -89,7 +89,7 @@ public final class NFQueue: PacketQueue {
     private let recvMsgs: UnsafeMutablePointer<batch_msghdr>
     /// Deferred verdicts: a netlink message prefix and packet header per
     /// slot, three iovecs per slot (that area, payload, padding).
-    private static let slotSize = 256
+    private static let slotSize = 64 + 512
     private static let pendingCapacity = 64
     private let slots: UnsafeMutableRawPointer
     private let sendIOV: UnsafeMutablePointer<iovec>
@@ -317,10 +317,10 @@ public final class NFQueue: PacketQueue {
     /// stay valid until the flush.
     private func enqueue(_ id: UInt32, _ verdict: UInt32, mark: UInt32?,
                          packet: (header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer)?) throws {
+        // A slot holds the netlink prefix (at most 48 bytes) and any header
+        // the engine writes (its header buffer is 512 bytes).
         if let packet, packet.header.count > Self.slotSize - 64 {
-            // (No engine header is this large; sent on its own, never lost.)
-            try sendNow(id, verdict, mark: mark, header: packet.header, payload: packet.payload)
-            return
+            throw QueueError(message: "a verdict's packet header of \(packet.header.count) bytes does not fit its slot")
         }
         if pending == Self.pendingCapacity { _ = flush() }
         let base = slots + pending * Self.slotSize
@@ -392,44 +392,6 @@ public final class NFQueue: PacketQueue {
         }
         pending = 0
         return failed
-    }
-
-    private func sendNow(_ id: UInt32, _ verdict: UInt32, mark: UInt32?, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) throws {
-        if pending > 0 { _ = flush() }
-        let nlh = verdictHeader(id, verdict, mark: mark)
-        let pktLen = header.count + payload.count
-        let attrAt = UnsafeMutableRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)
-        let attr = attrAt.assumingMemoryBound(to: nlattr.self)
-        attr.pointee.nla_len = UInt16(truncatingIfNeeded: 4 + pktLen)
-        attr.pointee.nla_type = UInt16(NFQA_PAYLOAD.rawValue)
-        let prefix = Int(nlh.pointee.nlmsg_len) + 4
-        let padding = (4 - (pktLen & 3)) & 3
-        nlh.pointee.nlmsg_len = UInt32(prefix + pktLen + padding)
-        var iov = (iovec(iov_base: UnsafeMutableRawPointer(nlh), iov_len: prefix),
-                   iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                   iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count),
-                   iovec(iov_base: pad, iov_len: padding))
-        let r = withUnsafeMutablePointer(to: &peer) { sap in
-            withUnsafeMutableBytes(of: &iov) { io -> Int in
-                var msg = msghdr()
-                msg.msg_name = UnsafeMutableRawPointer(sap)
-                msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
-                msg.msg_iov = io.baseAddress!.assumingMemoryBound(to: iovec.self)
-                msg.msg_iovlen = 4
-                return sendmsg(mnl_socket_get_fd(nl), &msg, 0)
-            }
-        }
-        verdictCalls &+= 1
-        guard r >= 0 else { throw QueueError("verdict with packet") }
-        verdictsSent &+= 1
-    }
-
-    private func verdictHeader(_ id: UInt32, _ verdict: UInt32, mark: UInt32? = nil) -> UnsafeMutablePointer<nlmsghdr> {
-        let buf = sendBuffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-        let nlh = nfq_nlmsg_put(buf, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queueNumber))!
-        nfq_nlmsg_verdict_put(nlh, Int32(bitPattern: id), Int32(verdict))
-        if let mark { nfq_nlmsg_verdict_put_mark(nlh, mark) }
-        return nlh
     }
 
     public func accept(_ id: UInt32, mark: UInt32?) throws {

@@ -119,14 +119,6 @@ public final class RawSender {
         }
     }
 
-    /// sendto with a concrete socket address type.
-    private static func send<A>(_ p: UnsafeRawBufferPointer, on fd: Int32, to sa: inout A) -> Int {
-        withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, p.baseAddress, p.count, 0, $0, socklen_t(MemoryLayout<A>.size))
-            }
-        }
-    }
 
     /// What became of a packet.
     public enum Outcome: Equatable {
@@ -202,22 +194,9 @@ public final class RawSender {
     /// Every failure is counted in `errors` (too big ones too).
     @discardableResult
     public func send(_ p: UnsafeRawBufferPointer, side: Side = .lan) -> Outcome {
-        guard p.count >= 20 else { errors &+= 1; return .failed }
-        var r = -1
-        if p[0] >> 4 == 4 {
-            var fd = fd4
-            if case let .uplink(k) = side, Int(k) < up4.count { fd = up4[Int(k)] }
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            memcpy(&sa.sin_addr, p.baseAddress! + 16, 4)
-            r = Self.send(p, on: fd, to: &sa)
-        } else if p.count >= 40 {
-            var fd = fd6
-            if case let .uplink(k) = side, Int(k) < up6.count { fd = up6[Int(k)] }
-            var sa = sockaddr_in6()
-            sa.sin6_family = sa_family_t(AF_INET6)
-            memcpy(&sa.sin6_addr, p.baseAddress! + 24, 16)
-            r = Self.send(p, on: fd, to: &sa)
+        guard let (fd, length) = route(p, side: side, into: manyAddresses) else { errors &+= 1; return .failed }
+        let r = manyAddresses.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            sendto(fd, p.baseAddress, p.count, 0, $0, socklen_t(length))
         }
         sendCalls &+= 1
         guard r < 0 else { packetsSent &+= 1; return .sent }
