@@ -18,7 +18,7 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// Which subflow sends next (`Scheduler/SubflowScheduler.swift`).
     let scheduler: LowestRTTScheduler
 
-    var conns: [Connection?] = []
+    let conns = ConnectionTable()
     private var free: [Int] = []
     /// 4-tuple -> handle | subflow << 32 (subflow 0: the client's own 4-tuple).
     var table: [FlowKey: Int] = [:]
@@ -106,7 +106,6 @@ public final class Engine<RNG: RandomNumberGenerator> {
         sackScratch = .allocate(byteCount: 40, alignment: 8)
         journalScratch = .allocate(byteCount: RecoveryRecord.size, alignment: 8)
         journalChanged.reserveCapacity(config.tuning.journalCapacity)
-        conns.reserveCapacity(1024)
         ackDue.reserveCapacity(256)
         uplinkDown = Array(repeating: false, count: config.uplinks.count)
         uplinkMTU = config.uplinks.map(\.mtu)
@@ -130,8 +129,8 @@ public final class Engine<RNG: RandomNumberGenerator> {
     /// benchmarks and periodic reports, not per packet.
     public var ringBytes: Int {
         var n = 0
-        for case let c? in conns {
-            guard let mp = c.mp else { continue }
+        for h in conns.indices {
+            guard let c = conns[h], let mp = c.mp else { continue }
             if mp.storage != nil { n += mp.capacity }
             if let d = mp.down { n += d.capacity }
         }

@@ -54,7 +54,7 @@ extension Engine {
         c.initial.remoteTSval = opts.tsValue
         if config.multipath {
             let mp = MPConn(capacity: config.sendBuffer)
-            mp.peerSYN = opts
+            mp.peerSYN = SYNOptions(opts)
             c.mp = mp
         }
         _ = insert(c)

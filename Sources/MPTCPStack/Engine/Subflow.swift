@@ -216,6 +216,26 @@ struct Subflow {
     var rto: Double { rtt.rto }
 }
 
+/// What subflow 0 takes from the peer's SYN in the responder role (kept
+/// from the SYN to the third ACK): a few bytes, not a whole
+/// `TCPOptionSummary` in every connection.
+struct SYNOptions {
+    var present: TCPOptionSummary.Present = []
+    var mss: UInt16 = 0
+    var windowScale: UInt8 = 0
+
+    init() {}
+    init(_ o: TCPOptionSummary) { present = o.present; mss = o.mss; windowScale = o.windowScale }
+
+    var summary: TCPOptionSummary {
+        var o = TCPOptionSummary()
+        o.present = present
+        o.mss = mss
+        o.windowScale = windowScale
+        return o
+    }
+}
+
 /// The multipath part of a connection (a class: large, and kept out of the
 /// `Connection` value that is copied on every packet).
 final class MPConn {
@@ -315,7 +335,7 @@ final class MPConn {
     var dataRTO = 1.0
     /// Responder role: the peer's SYN options, and when the LAN host's
     /// SYN/ACK went to the peer (for the first RTT sample).
-    var peerSYN = TCPOptionSummary()
+    var peerSYN = SYNOptions()
     /// Our ADD_ADDRs not yet echoed (bit u: uplink u), when last sent, how often.
     var announceUnechoed: UInt8 = 0
     var announcedAt = Instant(nanoseconds: 0)

@@ -69,8 +69,8 @@ extension Engine {
     public func multipathState(from cursor: Int, slots: Int, into out: inout String) -> Int? {
         let start = min(max(cursor, 0), conns.count)
         let end = start + min(max(slots, 1), conns.count - start)
-        for c in conns[start ..< end] {
-            guard let c, let mp = c.mp else { continue }
+        for h in start ..< end {
+            guard let c = conns[h], let mp = c.mp else { continue }
             let base = mp.ringStart
             func rel(_ x: UInt64) -> Int64 { Int64(bitPattern: x &- base) }
             out += "\(c.key.client) -> \(c.key.server) phase \(c.phase) buffered \(mp.buffered) dataAck+\(rel(mp.bufStart)) "

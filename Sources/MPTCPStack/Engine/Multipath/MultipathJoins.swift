@@ -24,7 +24,7 @@ extension Engine {
     /// the peer hears of our other uplinks (ADD_ADDR) to join them.
     func mpEstablishedResponder(_ c: inout Connection, third t: TCPSegmentView, opts: TCPOptionSummary, uplink: UInt8, now: Instant) {
         guard let mp = c.mp else { return }
-        let syn = mp.peerSYN
+        let syn = mp.peerSYN.summary
         // Our clock on the subflow continues the LAN host's (its SYN/ACK carried its TSval).
         startInitialPath(c, mp, uplink: uplink, peerISN: c.serverISN, peer: syn, peerTSval: opts.tsValue,
                          hostTSAt: mp.synAckAt, tsAdjust: 0,
