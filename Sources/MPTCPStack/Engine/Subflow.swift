@@ -36,17 +36,24 @@ struct SentSegment {
 }
 
 /// The client's recent TSvals, each with a position (a time or a DSN), in a
-/// fixed ring; a TSval repeated on consecutive records is stored once.
+/// ring of at most `capacity`; a TSval repeated on consecutive records is
+/// stored once.
 struct TSHistory {
     private var positions: [UInt64] = []
     private var values: [UInt32] = []
     private var next = 0
-    private let mask: Int
+    /// The ring's size less one: it starts small and doubles when full, up
+    /// to `capacity` (a connection that exchanged a few segments holds a few
+    /// records' worth, not the ring a bulk transfer needs).
+    private var mask: Int
+    private let maxMask: Int
+    static let initialCapacity = 16
 
-    /// `capacity` must be a power of two. The ring is allocated at the first
-    /// record (an idle connection holds none of it).
+    /// `capacity` must be a power of two. Nothing is allocated before the
+    /// first record (an idle connection holds none of it).
     init(capacity: Int) {
-        mask = capacity - 1
+        maxMask = capacity - 1
+        mask = min(capacity, Self.initialCapacity) - 1
     }
 
     /// Records `v` at `position`; a repeat of the last value moves that
@@ -60,6 +67,13 @@ struct TSHistory {
         if next > 0 && values[last] == v {
             if replacingPosition { positions[last] = position }
             return
+        }
+        if next == mask + 1 && mask < maxMask {
+            // Full before it ever wrapped: every record sits at its own
+            // index, so doubling keeps them where they are.
+            positions.append(contentsOf: repeatElement(0, count: mask + 1))
+            values.append(contentsOf: repeatElement(0, count: mask + 1))
+            mask = mask * 2 + 1
         }
         positions[next & mask] = position
         values[next & mask] = v
