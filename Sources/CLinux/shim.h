@@ -7,6 +7,10 @@ static inline int signalfd_like(sigset_t *mask) { return signalfd(-1, mask, SFD_
    to the system. */
 static inline int malloc_map_from(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
 static inline int malloc_give_back(void) { return malloc_trim(0); }
+/* The allocator's own figures, in bytes: in use (heap chunks and mapped
+   blocks), and free but kept in the heap. */
+static inline unsigned long malloc_bytes_in_use(void) { struct mallinfo2 m = mallinfo2(); return m.uordblks + m.hblkhd; }
+static inline unsigned long malloc_bytes_free(void) { struct mallinfo2 m = mallinfo2(); return m.fordblks; }
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>

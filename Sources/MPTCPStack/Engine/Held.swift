@@ -37,6 +37,7 @@ public struct Releases {
     init(capacity: Int) {
         self.capacity = capacity
         headers = .allocate(byteCount: capacity * Self.headerSize, alignment: 8)
+        headers.initializeMemory(as: UInt8.self, repeating: 0) // resident from the start, as the outbox
         slots = Array(repeating: 0, count: capacity)
         headerLengths = Array(repeating: 0, count: capacity)
         payloads = Array(repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: capacity)

@@ -13,6 +13,9 @@ public struct Outbox {
 
     init() {
         storage = .allocate(byteCount: Self.slotSize * Self.slots, alignment: 8)
+        // Written once now, so that its memory is resident from the start
+        // (512 KB) rather than growing as busier events reach more slots.
+        storage.initializeMemory(as: UInt8.self, repeating: 0)
         lengths = Array(repeating: 0, count: Self.slots)
         sides = Array(repeating: .lan, count: Self.slots)
     }

@@ -425,6 +425,7 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             ("truncated", "\(truncatedPackets)"), ("raw_send_errors", "\(sender?.errors ?? 0)"),
             ("raw_send_calls", "\(sender?.sendCalls ?? 0)"), ("raw_sent", "\(sender?.packetsSent ?? 0)"),
             ("outbox_overflow", "\(engine.outbox.overflow)"), ("journal_skipped", "\(journal?.skipped ?? 0)"),
+            ("heap_in_use", "\(malloc_bytes_in_use())"), ("heap_free", "\(malloc_bytes_free())"),
         ]
         for c in queue.counters { f.append((c.name, "\(c.value)")) }
         return f + StatsLine.fields(engine.stats)
