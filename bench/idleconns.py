@@ -17,13 +17,19 @@
       "READY" (flushed), holds them until SIGTERM/SIGINT or --hold S seconds
       (default: until a signal), closes them all and prints
         {"closed": k, "lost": l}   (lost: connections that ended while held).
+      With --chatter S each held connection instead sends a 64-byte line
+      ("PING <connection> <count>", padded) every S seconds (the connections
+      spread evenly over S), and the server echoes it; the last line then
+      also gives "pings" (sent), "echoes" (received back intact) and "bad"
+      (echoes that differ from what was sent).
   idleconns.py serve PORT [--mptcp] [--host ADDR] [--status FILE]
       Accepts and holds any number of connections (epoll via selectors).
       Answers "OK\\n" to "IDLE\\n" and ignores anything else; closes a
       connection when the peer does. Counts: accepted (total), active (open
       now), confirmed (active connections that sent IDLE). With --status the
       counts are written to FILE as one JSON line whenever they change (at
-      most every 0.2 s, atomically via rename); SIGUSR1 prints them.
+      most every 0.2 s, atomically via rename); SIGUSR1 prints them. What a
+      connection sends after its answer (pings) is echoed back.
 Both raise RLIMIT_NOFILE as far as they can (to N + 256 for hold, to the
 hard limit or 1 048 576 for serve).
 """
@@ -156,25 +162,63 @@ def hold(a):
                       "nofile": limit, "interrupted": stop["flag"]}), flush=True)
     print("READY", flush=True)
     # Idle: watch for connections that end while held (readable = EOF/RST/data).
+    # With --chatter: a ping per connection every S seconds, echoes checked.
     for s in opened:
         sel.register(s, selectors.EVENT_READ)
     lost = 0
+    pings = echoes = bad = 0
+    sent = {}    # sock -> lines sent and not yet echoed
+    got = {}     # sock -> bytes received, not yet a whole line
+    start = time.monotonic()
+    nexts = []   # (due, index)
+    if a.chatter:
+        for i in range(len(opened)):
+            nexts.append(start + a.chatter * i / max(1, len(opened)))
     deadline = None if a.hold is None else time.monotonic() + a.hold
+    k = 0
     while not stop["flag"]:
-        tmo = 1.0
+        tmo = 1.0 if not a.chatter else 0.05
         if deadline is not None:
             tmo = min(tmo, deadline - time.monotonic())
             if tmo <= 0:
                 break
+        if a.chatter:
+            now = time.monotonic()
+            for i, s in enumerate(opened):
+                if nexts[i] is None or nexts[i] > now:
+                    continue
+                nexts[i] += a.chatter
+                line = ("PING %d %d " % (i, k)).encode()
+                k += 1
+                line = line + b"." * (63 - len(line)) + b"\n"
+                try:
+                    s.send(line)
+                    pings += 1
+                    sent.setdefault(s, []).append(line)
+                except OSError:
+                    nexts[i] = None
         for key, ev in sel.select(timeout=tmo):
             s = key.fileobj
             try:
-                d = s.recv(64)
+                d = s.recv(4096)
             except OSError:
                 d = b""
             if not d:
                 lost += 1
                 sel.unregister(s)
+                if a.chatter:
+                    nexts[opened.index(s)] = None
+                continue
+            buf = got.get(s, b"") + d
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                want = sent.get(s, [])
+                if want and want[0] == line + b"\n":
+                    echoes += 1
+                    want.pop(0)
+                else:
+                    bad += 1
+            got[s] = buf
     closed = 0
     for s in opened:
         try:
@@ -182,7 +226,10 @@ def hold(a):
             closed += 1
         except OSError:
             pass
-    print(json.dumps({"closed": closed, "lost": lost}), flush=True)
+    out = {"closed": closed, "lost": lost}
+    if a.chatter:
+        out.update({"pings": pings, "echoes": echoes, "bad": bad})
+    print(json.dumps(out), flush=True)
     return 0
 
 
@@ -262,6 +309,11 @@ def serve(a):
                     counts["active"] -= 1
                     c.close()
                     dirty["flag"] = True
+                elif conns[c]:
+                    try:  # after the answer: pings, echoed as they come
+                        c.send(d)
+                    except OSError:
+                        pass
                 elif b"IDLE" in d and not conns[c]:
                     conns[c] = True
                     counts["confirmed"] += 1
@@ -290,6 +342,7 @@ def main():
     h.add_argument("--batch", type=int, default=200, help="connections in progress at a time")
     h.add_argument("--timeout", type=float, default=30.0, help="per connection, connect + answer (s)")
     h.add_argument("--deadline", type=float, default=None, help="seconds for opening them all")
+    h.add_argument("--chatter", type=float, default=None, help="a 64-byte ping per connection every S seconds while held")
     s = sub.add_parser("serve")
     s.add_argument("port", type=int)
     s.add_argument("--mptcp", action="store_true")
