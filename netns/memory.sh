@@ -9,12 +9,14 @@
 #               (about 8 MiB of rings each while busy), then stay open and
 #               idle. Once idle for the engine's compactAfter (2 s) each gives
 #               its rings and queues back (`compactions`), and the daemon's RSS
-#               falls back to within 64 KiB per connection of what it was
-#               before them. Issue 15's goal is 8 KiB: above it, the figure
-#               is reported as a known shortfall (KNOWN), not as a pass.
+#               falls back to within 16 KiB per connection of what it was
+#               before them (measured: 5-6 KiB). Issue 15's goal is 8 KiB:
+#               between the two, the figure is reported as a known shortfall
+#               (KNOWN), not as a pass.
 #   never used: IDLE connections (default 1000; `Bench memory` takes 10 000)
 #               opened end to end with a 5-byte request and a 3-byte answer,
-#               then idle: at most 8 KiB each; the goal is 4 KiB (KNOWN above).
+#               then idle: at most 6 KiB each (measured: 3.3-3.6 KiB); the
+#               goal is 4 KiB (KNOWN above).
 #   light traffic: CHATTY connections (default 1000) ping 64 bytes every
 #               2 s for SOAK seconds (default 60; issue 15's soak: 600):
 #               every ping echoed intact, RSS grows by at most 5%.
@@ -73,7 +75,7 @@ per=$(( (after - before) * 1024 / MOVED ))
 echo "RESULT moved_rss_kib_before=$before moved_rss_kib_busy=$busy moved_rss_kib_idle=$after moved_bytes_per_conn=$per compactions=$compactions"
 [ "${compactions:-0}" -ge "$MOVED" ]; check "every moved connection gave its buffers back once idle" $? "compactions=${compactions:-?} of $MOVED"
 detail="$per bytes each ($before KiB before, $busy KiB at the end of the transfers, $after KiB idle)"
-[ $per -le 65536 ]; check "idle after moving 4 MiB each way: the rings' memory went back (at most 64 KiB of daemon RSS per connection)" $? "$detail"
+[ $per -le 16384 ]; check "idle after moving 4 MiB each way: the rings' memory went back (at most 16 KiB of daemon RSS per connection)" $? "$detail"
 if [ $per -le 8192 ]; then check "idle after moving 4 MiB each way: at most 8 KiB per connection (the goal)" 0 "$detail"
 else known "idle after moving 4 MiB each way: at most 8 KiB per connection (the goal)" "$detail: issue 15's memory goal is not met"; fi
 kill -TERM $holder; wait $holder
@@ -94,7 +96,7 @@ echo "RESULT idle_heap_in_use_per_conn=$(( (heap1 - heap0) / IDLE )) idle_heap_f
 per=$(( (after - before) * 1024 / IDLE ))
 echo "RESULT idle_rss_kib_before=$before idle_rss_kib=$after idle_bytes_per_conn=$per conns_open=$(stat_of conns_open)"
 detail="$per bytes each ($before KiB before, $after KiB with $IDLE open)"
-[ $per -le 8192 ]; check "never used: at most 8 KiB of daemon RSS per connection" $? "$detail"
+[ $per -le 6144 ]; check "never used: at most 6 KiB of daemon RSS per connection" $? "$detail"
 if [ $per -le 4096 ]; then check "never used: at most 4 KiB per connection (the goal)" 0 "$detail"
 else known "never used: at most 4 KiB per connection (the goal)" "$detail: issue 15's memory goal is not met"; fi
 kill -TERM $holder; wait $holder
