@@ -40,9 +40,12 @@ in_ns $S sysctl -qw net.ipv4.tcp_max_syn_backlog=8192 # bursts of SYNs on an uns
 
 start_mp_daemon "daemon starts with two uplinks" --uplink g1 --uplink g2
 rss() { awk '/^VmRSS:/ {print $2}' /proc/$DAEMON/status; } # KiB
-stat_of() { # NAME: the counter in a fresh stats line
+fresh_stats() { # asks the daemon for its counters once (not in a subshell: sets STATS_LINE)
     kill -USR1 $DAEMON; sleep 0.5
-    grep ' stats' "$WORK/daemon.log" | tail -1 | grep -oE "(^| )$1=[0-9]+" | cut -d= -f2
+    STATS_LINE=$(grep ' stats' "$WORK/daemon.log" | tail -1)
+}
+stat_of() { # NAME: the counter in the line fresh_stats read
+    echo "$STATS_LINE" | grep -oE "(^| )$1=[0-9]+" | cut -d= -f2
 }
 
 # Moved, then idle.
@@ -59,7 +62,7 @@ warm=$LAST_PID
 wait_for 60 grep -q '^READY' "$WORK/warmup.log"
 kill -TERM $warm; wait $warm
 sleep 4 # closed, compacted and trimmed
-before=$(rss); heap0=$(stat_of heap_in_use); free0=$(stat_of heap_free)
+before=$(rss); fresh_stats; heap0=$(stat_of heap_in_use); free0=$(stat_of heap_free)
 echo "RESULT warmup_rss_kib_before=$rss0 warmup_rss_kib_after=$before"
 bg_ns $C "$WORK/moved.log" python3 "$MOVEDCONNS" hold $MP_S_ADDR1 5020 $MOVED $((4 << 20))
 holder=$LAST_PID
@@ -69,7 +72,7 @@ opened=$(head -1 "$WORK/moved.log" | json_field opened 2>/dev/null || echo 0)
 busy=$(rss)
 sleep 4 # beyond compactAfter (2 s): the engine gives the idle connections' buffers back
 after=$(rss)
-compactions=$(stat_of compactions); heap1=$(stat_of heap_in_use); free1=$(stat_of heap_free)
+fresh_stats; compactions=$(stat_of compactions); heap1=$(stat_of heap_in_use); free1=$(stat_of heap_free)
 echo "RESULT moved_heap_in_use_per_conn=$(( (heap1 - heap0) / MOVED )) moved_heap_free_per_conn=$(( (free1 - free0) / MOVED ))"
 per=$(( (after - before) * 1024 / MOVED ))
 echo "RESULT moved_rss_kib_before=$before moved_rss_kib_busy=$busy moved_rss_kib_idle=$after moved_bytes_per_conn=$per compactions=$compactions"
@@ -84,14 +87,14 @@ sleep 1
 # Never used (one small request and answer), then idle.
 bg_ns $S "$WORK/idle-server.log" python3 "$IDLECONNS" serve 5021 --mptcp --status "$WORK/idle.status"
 wait_for 5 in_ns $S sh -c "ss -Hltn 'sport = :5021' | grep -q ."
-before=$(rss); heap0=$(stat_of heap_in_use); free0=$(stat_of heap_free)
+before=$(rss); fresh_stats; heap0=$(stat_of heap_in_use); free0=$(stat_of heap_free)
 bg_ns $C "$WORK/idle.log" python3 "$IDLECONNS" hold $MP_S_ADDR1 5021 $IDLE --batch 50 --timeout 20 --deadline $((60 + IDLE / 50))
 holder=$LAST_PID
 wait_for $((90 + IDLE / 50)) grep -q '^READY' "$WORK/idle.log"
 opened=$(head -1 "$WORK/idle.log" | json_field opened 2>/dev/null || echo 0)
 [ "$opened" = "$IDLE" ]; check "$IDLE connections opened end to end" $? "$(head -c 300 "$WORK/idle.log")"
 sleep 4
-after=$(rss); heap1=$(stat_of heap_in_use); free1=$(stat_of heap_free)
+after=$(rss); fresh_stats; heap1=$(stat_of heap_in_use); free1=$(stat_of heap_free)
 echo "RESULT idle_heap_in_use_per_conn=$(( (heap1 - heap0) / IDLE )) idle_heap_free_per_conn=$(( (free1 - free0) / IDLE ))"
 per=$(( (after - before) * 1024 / IDLE ))
 echo "RESULT idle_rss_kib_before=$before idle_rss_kib=$after idle_bytes_per_conn=$per conns_open=$(stat_of conns_open)"
@@ -130,6 +133,7 @@ pings=$(echo "$last" | json_field pings 2>/dev/null || echo 0)
 echoes=$(echo "$last" | json_field echoes 2>/dev/null || echo 0)
 bad=$(echo "$last" | json_field bad 2>/dev/null || echo -1)
 lost=$(echo "$last" | json_field lost 2>/dev/null || echo -1)
+fresh_stats
 echo "RESULT soak_seconds=$SOAK soak_conns=$CHATTY soak_rss_kib_start=$start soak_rss_kib_end=$end soak_rss_kib_samples=\"$samples\" pings=$pings echoes=$echoes bad=$bad lost=$lost compactions=$(stat_of compactions)"
 [ "$bad" = 0 ] && [ "$lost" = 0 ] && [ "$pings" -gt $((CHATTY * (SOAK + SOAK_WARM) / 4)) ] && [ $((pings - echoes)) -le $CHATTY ]
 check "light traffic: every ping echoed intact, no connection lost" $? "$last"

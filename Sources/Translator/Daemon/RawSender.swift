@@ -119,7 +119,6 @@ public final class RawSender {
         }
     }
 
-
     /// What became of a packet.
     public enum Outcome: Equatable {
         case sent
