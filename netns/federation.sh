@@ -20,7 +20,7 @@ C=$MP_C; A=$MP_G; B=$MP_S
 # Plain TCP over each uplink alone (to B's own addresses: B's stack answers,
 # A passes the connection on untouched once the answer shows no MPTCP).
 bg_ns $B "$WORK/plain-server.log" python3 "$XFER" serve --port 5001
-wait_for 5 in_ns $B ss -ltn 'sport = :5001'
+wait_for 5 in_ns $B sh -c "ss -ltnH 'sport = :5001' | grep -q ."
 rate() { python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(round(d['bytes']*8/d['seconds']/1e6, 2))" "$1" 2>/dev/null || echo 0; }
 plain() { # ADDR MODE -> Mbit/s
     in_ns $C python3 "$XFER" $2 $1 5001 0 5 --duration $DURATION --timeout $((DURATION + 60)) >"$WORK/plain.json" 2>&1
@@ -38,7 +38,7 @@ echo "RESULT plain_uplink1_up_mbit=$p1_up plain_uplink2_up_mbit=$p2_up plain_upl
 
 bg_ns $D "$WORK/server-d.log" python3 "$XFER" serve --port 5002 --log "$WORK/peers-d.log"
 bg_ns $C "$WORK/server-c.log" python3 "$XFER" serve --port 5005 --log "$WORK/peers-c.log"
-wait_for 5 in_ns $D ss -ltn 'sport = :5002'; wait_for 5 in_ns $C ss -ltn 'sport = :5005'
+wait_for 5 in_ns $D sh -c "ss -ltnH 'sport = :5002' | grep -q ."; wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5005' | grep -q ."
 
 # Both ways at once.
 tx1=$(if_bytes $A g1 tx); tx2=$(if_bytes $A g2 tx); rx1=$(if_bytes $A g1 rx); rx2=$(if_bytes $A g2 rx)

@@ -27,7 +27,7 @@ make_multipath_testbed fld
 C=$MP_C; G=$MP_G; S=$MP_S; L1=$MP_L1
 start_mp_server
 bg_ns $C "$WORK/lan-server.log" python3 "$XFER" serve --port 5003
-wait_for 5 in_ns $C ss -ltn 'sport = :5003'
+wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5003' | grep -q ."
 start_mp_daemon "daemon starts with two uplinks" --uplink g1 --uplink g2
 sleep 0.5
 

@@ -157,7 +157,7 @@ kill -TERM $DL; wait $DL
 # run: iperf3 (plain TCP client, server under mptcpize so the kernel speaks
 # MPTCP), 5 s each direction.
 bg_ns $S "$WORK/iperf-server.log" mptcpize run iperf3 -s -p 5201
-wait_for 5 in_ns $S ss -ltn 'sport = :5201'
+wait_for 5 in_ns $S sh -c "ss -ltnH 'sport = :5201' | grep -q ."
 iperf() { in_ns $C iperf3 -c "$1" -p 5201 -t ${IPERF_SECONDS:-5} -J $2 2>/dev/null | python3 -c 'import json,sys
 d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6))' 2>/dev/null || echo 0; }
 bg_ns $G "$WORK/daemon2.log" "$NFQ_MPTCP" --queue $Q --lan g0 --uplink g1 --install-rules --time-wait 2

@@ -57,7 +57,7 @@ ip -n $S mptcp endpoint add 10.41.12.3 dev s1 subflow
 start_mp_daemon "A: daemon starts with one uplink" --uplink g1
 mkdir -p "$WORK/traces"
 bg_ns $C "$WORK/server.log" python3 "$XFER" serve --port 5003 --trace-dir "$WORK/traces"
-wait_for 5 in_ns $C ss -ltn 'sport = :5003'
+wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5003' | grep -q ."
 bg_ns $G "$WORK/lan.pcap.log" tcpdump -i g0 -w "$WORK/lan.pcap" -U -s 128 "tcp[tcpflags] & tcp-syn != 0"
 TD=$LAST_PID
 sleep 1
@@ -127,7 +127,7 @@ ip -n $S mptcp endpoint flush
 in_ns $S sysctl -qw net.ipv4.tcp_fastopen=3
 in_ns $C sysctl -qw net.ipv4.tcp_fastopen=1
 bg_ns $S "$WORK/tfo-server.log" python3 "$TFO" serve 5005
-wait_for 5 in_ns $S ss -ltn 'sport = :5005'
+wait_for 5 in_ns $S sh -c "ss -ltnH 'sport = :5005' | grep -q ."
 p0=$(nstat_value $S TcpExtTCPFastOpenPassive); m0=$(nstat_value $S MPTcpExtMPCapableSYNRX)
 in_ns $C python3 "$TFO" get $MP_S_ADDR1 5005 1000 45 >"$WORK/C1.json" 2>&1
 check "C: first TFO connection (cookie request), intact" $? "$(cat "$WORK/C1.json")"
@@ -153,7 +153,7 @@ fi
 if want D; then
 start_mp_daemon "D: daemon starts with two uplinks (responder, IPv6)" --uplink g1 --uplink g2
 bg_ns $C "$WORK/server6.log" python3 "$XFER" serve --port 5006
-wait_for 5 in_ns $C ss -ltn 'sport = :5006'
+wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5006' | grep -q ."
 aa0=$(nstat_value $S MPTcpExtAddAddr); jsa0=$(nstat_value $S MPTcpExtMPJoinSynAckRx)
 a2=$(if_bytes $G g2 rx)
 in_ns $S python3 "$XFER" up $MP_C_ADDR6 5006 $((16 << 20)) 47 --mptcp --timeout 60 >"$WORK/D.json" 2>&1

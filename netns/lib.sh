@@ -417,7 +417,7 @@ start_mp_daemon() { # CHECK-NAME ARGS...
 # The kernel MPTCP server on S (xfer.py serve --mptcp, port 5002; ARGS to it).
 start_mp_server() {
     bg_ns $MP_S "$WORK/mptcp-server.log" python3 "$XFER" serve --mptcp --port 5002 "$@"
-    wait_for 5 in_ns $MP_S ss -ltn 'sport = :5002'
+    wait_for 5 in_ns $MP_S sh -c "ss -ltnH 'sport = :5002' | grep -q ." # (ss alone succeeds with no match)
 }
 # Federation on the multipath test-bed: S becomes gateway B (MPTCP off in its
 # stack, nfq-mptcp with LAN s0 and uplinks s1 s2) for a plain host D

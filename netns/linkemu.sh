@@ -40,7 +40,7 @@ stop_emu
 in_ns $L tc qdisc add dev lb root tbf rate 40mbit burst 64kb latency 100ms
 start_emu --delay-ms 20
 bg_ns $B "$WORK/iperf-s.log" iperf3 -s -p 5301
-wait_for 5 in_ns $B ss -ltn 'sport = :5301'
+wait_for 5 in_ns $B sh -c "ss -ltnH 'sport = :5301' | grep -q ."
 rate=$(in_ns $A iperf3 -c 10.32.2.1 -p 5301 -t 4 -J 2>/dev/null | python3 -c 'import json,sys
 d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6,1))' 2>/dev/null || echo 0)
 python3 -c "import sys; r=float('$rate' or 0); sys.exit(0 if 32 <= r <= 41 else 1)"

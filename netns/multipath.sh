@@ -34,7 +34,7 @@ xfer_rate() { # NS MODE HOST PORT SECONDS [extra]
 # --- Plain TCP over each uplink alone (no translator, gateway only routes).
 if [ "${ONLY:-}" != failover ]; then
 bg_ns $S "$WORK/plain-server.log" python3 "$XFER" serve --port 5001
-wait_for 5 in_ns $S ss -ltn 'sport = :5001'
+wait_for 5 in_ns $S sh -c "ss -ltnH 'sport = :5001' | grep -q ."
 plain1_up=$(xfer_rate $C up $MP_S_ADDR1 5001 $DURATION); plain1_down=$(xfer_rate $C down $MP_S_ADDR1 5001 $DURATION)
 plain2_up=$(xfer_rate $C up $MP_S_ADDR2 5001 $DURATION); plain2_down=$(xfer_rate $C down $MP_S_ADDR2 5001 $DURATION)
 echo "RESULT plain_uplink1_up_mbit=$plain1_up plain_uplink1_down_mbit=$plain1_down plain_uplink2_up_mbit=$plain2_up plain_uplink2_down_mbit=$plain2_down"

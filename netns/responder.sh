@@ -18,7 +18,7 @@ make_multipath_testbed rsp
 C=$MP_C; G=$MP_G; S=$MP_S
 start_mp_daemon "daemon starts with two uplinks" --uplink g1 --uplink g2
 bg_ns $C "$WORK/server.log" python3 "$XFER" serve --port 5003 --log "$WORK/peers.log"
-wait_for 5 in_ns $C ss -ltn 'sport = :5003'
+wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5003' | grep -q ."
 in_ns $S sysctl -qw net.mptcp.enabled=1
 ip -n $S mptcp limits set subflow 8 add_addr_accepted 8
 ip -n $S mptcp endpoint add $MP_S_ADDR2 dev s2 subflow
@@ -50,7 +50,7 @@ in_ns $S nstat -az | grep -E "MPTcpExt(MPCapable|MPJoin|AddAddr|Echo|DSS|Infinit
 
 # A native MPTCP server on the LAN: passed untouched.
 bg_ns $C "$WORK/native.log" python3 "$XFER" serve --mptcp --port 5004
-wait_for 5 in_ns $C ss -ltn 'sport = :5004'
+wait_for 5 in_ns $C sh -c "ss -ltnH 'sport = :5004' | grep -q ."
 in_ns $C nstat -n >/dev/null
 in_ns $S python3 "$XFER" up $MP_C_ADDR 5004 $((4 << 20)) 23 --mptcp --timeout 60 >"$WORK/native.json" 2>&1
 check "MPTCP-native LAN server: 4 MiB up, sha256 equal" $? "$(head -c 300 "$WORK/native.json")"
