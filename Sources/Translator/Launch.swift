@@ -84,6 +84,8 @@ public struct StartError: Error, CustomStringConvertible {
 /// What `run` needs to start the daemon.
 public struct DaemonSetup {
     public var queue: UInt16 = 0
+    /// Queues (and engine threads) from `queue` on (`QueueSteering`).
+    public var queues = 1
     public var lan: [String] = []
     public var uplinks: [UplinkSpec] = []
     public var installRules = false
@@ -133,18 +135,24 @@ public enum DaemonLauncher {
                         metadata: ["addresses": "\(a.map(\.description).joined(separator: ","))"])
         }
         let multipath = config.multipath
-        let rules = Rules(queue: s.queue, interfaces: s.lan + names, lan: s.lan,
+        if let problem = OptionChecks.queues(s.queues, first: s.queue, joinPorts: config.joinPorts) { throw StartError(problem) }
+        if s.queues > 1 && s.record != nil { throw StartError("--record: with --queues 1 only") }
+        let rules = Rules(queue: s.queue, queues: s.queues, interfaces: s.lan + names, lan: s.lan,
                           multipath: multipath ? zip(s.uplinks, config.uplinks).map { Rules.Uplink(device: $0.name, addresses: $1.addresses) } : [],
                           joinPorts: config.joinPorts, logger: logger)
         logger.debug("rules\(s.installRules ? "" : " (not installed: no --install-rules)"):\n\(rules.listing)")
         // An uplink with no route from its address: refused before anything is installed.
         if s.installRules, !rules.problems.isEmpty { throw StartError(rules.problems.joined(separator: "; ")) }
         for p in rules.problems { logger.warning("\(p)") }
-        // The queue first: a queue another instance holds is refused before
+        // The queues first: a queue another instance holds is refused before
         // any rule is touched (rules already there are taken over, and
         // removed at exit: a live instance's must not be).
-        let q: NFQueue
-        do { q = try NFQueue(number: s.queue, failOpen: s.failOpen, batch: NFQueue.daemonBatch) } catch { throw StartError("\(error)") }
+        var queues: [NFQueue] = []
+        for k in 0 ..< s.queues {
+            do { queues.append(try NFQueue(number: s.queue + UInt16(k), failOpen: s.failOpen, batch: NFQueue.daemonBatch)) } catch {
+                throw StartError("\(error)")
+            }
+        }
         if s.installRules {
             do { try rules.install() } catch {
                 rules.remove()
@@ -152,39 +160,134 @@ public enum DaemonLauncher {
             }
         }
         defer { if s.installRules { rules.remove() } }
-        logger.info("queue \(s.queue) bound\(s.failOpen ? " (fail-open)" : "")",
-                    metadata: ["lan": "\(s.lan)", "uplinks": "\(s.uplinks.map(\.description))"])
-        // Multipath: what leaves by uplink k leaves through uplink k.
-        let sender: RawSender
-        do {
-            sender = try RawSender(uplinks: multipath ? zip(s.uplinks, config.uplinks).map {
-                RawSender.Uplink(device: $0.name, addresses: $1.addresses)
-            } : [])
-        } catch { throw StartError("\(error)") }
-        if let seed = s.seed {
-            try serve(Engine(config: config, random: SeededRandom(seed: seed)), s, q, ifaces, sender, logger)
+        for q in queues {
+            logger.info("queue \(q.queueNumber) bound\(s.failOpen ? " (fail-open)" : "")",
+                        metadata: ["lan": "\(s.lan)", "uplinks": "\(s.uplinks.map(\.description))"])
+        }
+        // Each thread: its queue, its engine (its slice of the join ports),
+        // its raw sockets, its journal. Multipath: what leaves by uplink k
+        // leaves through uplink k.
+        var threads: [(loop: () throws -> Void, control: Control?)] = []
+        for (k, q) in queues.enumerated() {
+            let sender: RawSender
+            do {
+                sender = try RawSender(uplinks: multipath ? zip(s.uplinks, config.uplinks).map {
+                    RawSender.Uplink(device: $0.name, addresses: $1.addresses)
+                } : [])
+            } catch { throw StartError("\(error)") }
+            var c = config
+            c.joinPorts = QueueSteering.joinPorts(config.joinPorts, slice: k, of: s.queues)
+            var l = logger
+            if s.queues > 1 { l[metadataKey: "queue"] = "\(q.queueNumber)" }
+            let control = s.queues > 1 ? try Control() : nil
+            if let seed = s.seed {
+                threads.append((try prepare(Engine(config: c, random: SeededRandom(seed: seed &+ UInt64(k))), s, q, ifaces, sender, l,
+                                            control: control), control))
+            } else {
+                threads.append((try prepare(Engine(config: c, random: SystemRandomNumberGenerator()), s, q, ifaces, sender, l,
+                                            control: control), control))
+            }
+        }
+        if threads.count == 1 {
+            try threads[0].loop()
         } else {
-            try serve(Engine(config: config, random: SystemRandomNumberGenerator()), s, q, ifaces, sender, logger)
+            try runThreads(threads, logger: logger)
         }
     }
 
-    static func serve<R: RandomNumberGenerator>(_ e: Engine<R>, _ s: DaemonSetup, _ q: NFQueue, _ i: InterfaceMap,
-                                                _ sender: RawSender, _ logger: Logger) throws {
+    /// Thread `e`'s daemon, ready: its recorder, the journal of an
+    /// earlier instance on its queue (connections reset at both ends), its
+    /// link monitor. Returns its event loop (orders from `control` when
+    /// there are several threads, else the signals).
+    static func prepare<R: RandomNumberGenerator>(_ e: Engine<R>, _ s: DaemonSetup, _ q: NFQueue, _ i: InterfaceMap,
+                                                  _ sender: RawSender, _ logger: Logger, control: Control?) throws -> () throws -> Void {
         let d = Daemon(engine: e, queue: q, interfaces: i, sender: sender, logger: logger)
         if let record = s.record { d.recorder = try Recorder(path: record) }
         if !s.stateDir.isEmpty {
             // Connections an earlier instance left (killed): reset at both ends.
             let now = MonotonicClock.now()
             var taken = 0
-            let j = try Journal(path: Journal.defaultPath(directory: s.stateDir, queue: s.queue),
+            let j = try Journal(path: Journal.defaultPath(directory: s.stateDir, queue: q.queueNumber),
                                 slots: s.engine.maxConnections + 64) { if e.recover(record: $0, now: now) { taken += 1 } }
             if taken > 0 { logger.notice("resetting at both ends \(taken) connection(s) an earlier instance left (\(j.path))") }
             d.journal = j
         }
         // Link state (multipath: failover) and MTU changes (every uplink).
         d.links = e.config.multipath ? try LinkMonitor() : try? LinkMonitor()
-        try d.run(statsEvery: s.statsInterval > 0 ? EngineSettings.duration(s.statsInterval) : nil)
+        let every = s.statsInterval > 0 ? EngineSettings.duration(s.statsInterval) : nil
+        guard let control else { return { try d.run(statsEvery: every) } }
+        return { try d.run(statsEvery: every, control: control.readEnd) }
     }
+
+    /// One thread per queue; this one reads the signals and passes them
+    /// on (`Control`), and stops them all when one ends (an error).
+    static func runThreads(_ loops: [(loop: () throws -> Void, control: Control?)], logger: Logger) throws {
+        var mask = Daemon<NFQueue, SystemRandomNumberGenerator>.signalMask
+        let sfd = signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+        guard sfd >= 0 else { throw QueueError("signalfd") }
+        defer { close(sfd) }
+        let ended = try Control()
+        var workers: [EngineThread] = []
+        for (loop, control) in loops {
+            guard let control else { continue }
+            let w = EngineThread(loop, control: control, ended: ended)
+            guard w.start() else {
+                for w in workers { w.control.send(Control.stop); w.join() }
+                throw QueueError("pthread_create")
+            }
+            workers.append(w)
+        }
+        var fds = [pollfd(fd: sfd, events: Int16(POLLIN), revents: 0), pollfd(fd: ended.readEnd, events: Int16(POLLIN), revents: 0)]
+        loop: while true {
+            let r = poll(&fds, 2, -1)
+            if r < 0 && errno != EINTR { break }
+            if fds[1].revents != 0 { break } // a thread ended
+            if fds[0].revents != 0 {
+                var si = signalfd_siginfo()
+                while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
+                    if si.ssi_signo == UInt32(SIGUSR1) {
+                        for w in workers { w.control.send(Control.stats) }
+                    } else {
+                        logger.info("signal \(si.ssi_signo): stopping \(workers.count) threads")
+                        break loop
+                    }
+                }
+            }
+        }
+        for w in workers { w.control.send(Control.stop) }
+        for w in workers { w.join() }
+        if let e = workers.compactMap(\.error).first { throw e }
+    }
+}
+
+/// An engine thread of `--queues N`: its event loop, and the error it
+/// ended with. It tells `ended` when it ends.
+final class EngineThread {
+    let body: () throws -> Void
+    let control: Control
+    let ended: Control
+    var error: (any Error)?
+    private var thread = pthread_t()
+
+    init(_ body: @escaping () throws -> Void, control: Control, ended: Control) {
+        self.body = body
+        self.control = control
+        self.ended = ended
+    }
+
+    func start() -> Bool {
+        let me = Unmanaged.passRetained(self).toOpaque()
+        let r = pthread_create(&thread, nil, { arg in
+            let w = Unmanaged<EngineThread>.fromOpaque(arg!).takeRetainedValue()
+            do { try w.body() } catch { w.error = error }
+            w.ended.send(Control.stop)
+            return nil
+        }, me)
+        if r != 0 { Unmanaged<EngineThread>.fromOpaque(me).release() }
+        return r == 0
+    }
+
+    func join() { pthread_join(thread, nil) }
 }
 
 /// `replay`: a capture through the engine offline.

@@ -32,6 +32,19 @@ public enum OptionChecks {
         return nil
     }
 
+    /// `--queues`: a power of two up to 8 (threads are chosen by the low
+    /// bits of the LAN host's address), queue numbers within 16 bits, and
+    /// at least 2 join ports per thread (each opens its joins from its own
+    /// slice and announces its top port).
+    public static func queues(_ n: Int, first: UInt16, joinPorts r: ClosedRange<UInt16>) -> String? {
+        guard QueueSteering.allowed.contains(n) else { return "--queues \(n): 1, 2, 4 or 8" }
+        if Int(first) + n - 1 > Int(UInt16.max) { return "--queues \(n) from --queue \(first): queue numbers end at 65535" }
+        if r.count < 2 * n {
+            return "--queues \(n): --join-ports \(r.lowerBound)-\(r.upperBound) needs at least \(2 * n) ports (2 per thread)"
+        }
+        return nil
+    }
+
     /// The join ports must lie outside the gateway's ephemeral port range
     /// (its own connections would take them, and reserving them would take
     /// those from its own connections).

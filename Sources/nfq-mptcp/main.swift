@@ -111,8 +111,14 @@ struct Run: ParsableCommand {
         """
     )
 
-    @Option(help: "NFQUEUE number.")
+    @Option(help: "NFQUEUE number (the first, with --queues).")
     var queue: UInt16 = 0
+
+    @Option(help: ArgumentHelp("""
+        Queues from --queue on, one engine thread each: 1, 2, 4 or 8. A connection is owned by the thread its LAN \
+        host's address picks (its low bits), its own joins by a slice of --join-ports per thread.
+        """, valueName: "N"))
+    var queues = 1
 
     @Option(help: "LAN interface (plain TCP hosts). Repeatable.")
     var lan: [String] = []
@@ -168,6 +174,8 @@ struct Run: ParsableCommand {
             throw ValidationError("'\(both)' is given as both --lan and --uplink (a LAN interface cannot be an uplink)")
         }
         guard let _ = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
+        try require(OptionChecks.queues(queues, first: queue, joinPorts: engine.joinPorts.range))
+        if queues > 1 && record != nil { throw ValidationError("--record: with --queues 1 only") }
         if statsInterval != 0 { try require(OptionChecks.seconds(statsInterval, "--stats-interval", 0.1 ... 86_400)) }
         // Join ports are used (and reserved from the gateway's own stack)
         // with two or more uplinks.
@@ -186,6 +194,7 @@ struct Run: ParsableCommand {
         guard geteuid() == 0 else { throw RuntimeError("nfq-mptcp needs root (or CAP_NET_ADMIN) for NFQUEUE") }
         var s = DaemonSetup()
         s.queue = queue
+        s.queues = queues
         s.lan = lan
         s.uplinks = uplinkSpecs
         s.installRules = installRules

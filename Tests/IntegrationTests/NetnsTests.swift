@@ -116,6 +116,15 @@ import Testing
         Self.assertAllChecksPassed(try Self.script("gigabit.sh"), minimumChecks: 14)
     }
 
+    /// Issue 15: `--queues 2`, one engine thread per queue: connections from
+    /// two client addresses (IPv4 and IPv6) and, in federation, to two
+    /// server addresses behind the responder, each owned by its thread with
+    /// its joins (nothing unknown on any thread), sha256 equal; SIGUSR1 and
+    /// SIGTERM reach every thread, the rules go.
+    @Test func severalQueuesOneThreadEach() throws {
+        Self.assertAllChecksPassed(try Self.script("queues.sh"), minimumChecks: 24)
+    }
+
     /// Issue 15: the daemon's memory follows the data: 64 connections idle
     /// after moving 4 MiB each way give their rings back (at most 64 KiB of
     /// RSS each left), 1000 never used cost at most 8 KiB each; the goals

@@ -56,4 +56,38 @@ import Testing
         #expect(OptionChecks.prefixLength(128, of: v6, "--lan") == nil)
         #expect(OptionChecks.prefixLength(129, of: v6, "--lan") != nil)
     }
+
+    // Issue 15: --queues N, one engine thread each.
+    @Test func queuesArePowersOfTwoUpTo8WithTwoJoinPortsEach() {
+        for n in [1, 2, 4, 8] { #expect(OptionChecks.queues(n, first: 0, joinPorts: 61_000 ... 61_999) == nil) }
+        for n in [0, -1, 3, 5, 16, Int.max, Int.min] {
+            #expect(OptionChecks.queues(n, first: 0, joinPorts: 61_000 ... 61_999) == "--queues \(n): 1, 2, 4 or 8")
+        }
+        #expect(OptionChecks.queues(2, first: 65_535, joinPorts: 61_000 ... 61_999) == "--queues 2 from --queue 65535: queue numbers end at 65535")
+        #expect(OptionChecks.queues(8, first: 65_528, joinPorts: 61_000 ... 61_999) == nil)
+        #expect(OptionChecks.queues(4, first: 0, joinPorts: 61_000 ... 61_007) == nil)
+        #expect(OptionChecks.queues(4, first: 0, joinPorts: 61_000 ... 61_006)
+            == "--queues 4: --join-ports 61000-61006 needs at least 8 ports (2 per thread)")
+    }
+
+    @Test func joinPortSlicesCoverTheRangeOnceWithTwoPortsOrMoreEach() {
+        for r in [61_000 ... 61_999, 61_000 ... 61_007, 1024 ... 65_535, 5000 ... 5016] as [ClosedRange<UInt16>] {
+            for n in QueueSteering.allowed where r.count >= 2 * n {
+                let slices = (0 ..< n).map { QueueSteering.joinPorts(r, slice: $0, of: n) }
+                #expect(slices.first?.lowerBound == r.lowerBound && slices.last?.upperBound == r.upperBound)
+                for k in 0 ..< n {
+                    #expect(slices[k].count >= 2)
+                    if k > 0 { #expect(Int(slices[k].lowerBound) == Int(slices[k - 1].upperBound) + 1) }
+                }
+            }
+        }
+        #expect(QueueSteering.joinPorts(61_000 ... 61_999, slice: 1, of: 2) == 61_500 ... 61_999)
+        #expect(QueueSteering.joinPorts(61_000 ... 61_999, slice: 0, of: 1) == 61_000 ... 61_999)
+    }
+
+    @Test func hostsAreSteeredByTheLowBitsOfTheLANAddress() {
+        #expect(QueueSteering.hostMatch(v6: false, slice: 1, of: 2, lanSide: true) == ["-s", "0.0.0.1/0.0.0.1"])
+        #expect(QueueSteering.hostMatch(v6: false, slice: 5, of: 8, lanSide: false) == ["-d", "0.0.0.5/0.0.0.7"])
+        #expect(QueueSteering.hostMatch(v6: true, slice: 3, of: 4, lanSide: true) == ["-s", "::3/::3"])
+    }
 }

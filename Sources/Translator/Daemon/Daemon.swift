@@ -281,12 +281,19 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
         if !part.isEmpty { logger.info("multipath state (from slot \(cursor)):\n\(part)") }
     }
 
-    public func run(statsEvery: Duration? = nil) throws {
-        Self.blockSignals()
-        var mask = Self.signalMask
-        let sfd = signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
-        guard sfd >= 0 else { throw QueueError("signalfd") }
-        defer { close(sfd) }
+    /// A thread of several (`--queues`) takes its orders from `control`,
+    /// a pipe the main thread writes to (`Control`), instead of signals.
+    public func run(statsEvery: Duration? = nil, control: Int32 = -1) throws {
+        let sfd: Int32
+        if control >= 0 {
+            sfd = control
+        } else {
+            Self.blockSignals()
+            var mask = Self.signalMask
+            sfd = signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+            guard sfd >= 0 else { throw QueueError("signalfd") }
+        }
+        defer { if control < 0 { close(sfd) } }
         var fds = [pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: links?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0)]
@@ -306,7 +313,22 @@ public final class Daemon<Q: PacketQueue, RNG: RandomNumberGenerator> {
             flushVerdicts()
             let r = poll(&fds, 3, timeout)
             if r < 0 && errno != EINTR { throw QueueError("poll") }
-            if fds[1].revents != 0 {
+            if fds[1].revents != 0 && control >= 0 {
+                var order: UInt8 = 0
+                var stop = false
+                while true {
+                    let n = read(sfd, &order, 1)
+                    if n == 0 { stop = true } // (the main thread is gone)
+                    guard n == 1 else { break }
+                    if order == Control.stats {
+                        logStats()
+                        dumpCursor = 0
+                    } else if order == Control.stop {
+                        stop = true
+                    }
+                }
+                if stop { logger.info("stopping"); break loop }
+            } else if fds[1].revents != 0 {
                 var si = signalfd_siginfo()
                 while read(sfd, &si, MemoryLayout<signalfd_siginfo>.size) > 0 {
                     if si.ssi_signo == UInt32(SIGUSR1) {

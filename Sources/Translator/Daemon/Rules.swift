@@ -74,7 +74,9 @@ public final class Rules {
     /// The iptables rules for each interface (LAN and uplinks), IPv4 and
     /// IPv6; with `multipath` uplinks (two or more), the rest listed above.
     /// Reads the main routing table now (to copy the uplinks' routes).
-    public init(queue: UInt16, interfaces: [String], lan: [String] = [], multipath: [Uplink] = [],
+    /// With `queues` > 1, queues `queue` to `queue + queues - 1`, one
+    /// engine thread each, packets steered as `QueueSteering` says.
+    public init(queue: UInt16, queues: Int = 1, interfaces: [String], lan: [String] = [], multipath: [Uplink] = [],
                 joinPorts: ClosedRange<UInt16> = 61_000 ... 61_999, logger: Logger) {
         self.logger = logger
         func ipt(_ tool: String, _ spec: [String]) {
@@ -84,7 +86,14 @@ public final class Rules {
             for i in interfaces {
                 let match = ["PREROUTING", "-i", i, "-p", "tcp", "-m", "addrtype", "!", "--dst-type", "LOCAL"]
                 ipt(tool, match + ["-j", "CT", "--notrack"])
-                ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+                if queues == 1 {
+                    ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+                } else {
+                    for k in 0 ..< queues {
+                        ipt(tool, match + QueueSteering.hostMatch(v6: tool == "ip6tables", slice: k, of: queues, lanSide: lan.contains(i))
+                            + ["-j", "NFQUEUE", "--queue-num", String(Int(queue) + k), "--queue-bypass"])
+                    }
+                }
             }
             // MPTCP from an uplink that the daemon did not see (it is not
             // running: the queue was bypassed; or it fell behind with
@@ -99,28 +108,32 @@ public final class Rules {
         }
         guard multipath.count > 1 else { return }
 
-        // The gateway's own subflows: queued, never bypassed.
-        let ports = "\(joinPorts.lowerBound):\(joinPorts.upperBound)"
+        // The gateway's own subflows: queued, never bypassed (each thread's
+        // slice of the join ports to its queue).
         var families: Set<Int> = []
         for u in multipath {
             for a in u.addresses {
                 let tool = a.isV4 ? "iptables" : "ip6tables"
                 families.insert(a.isV4 ? 4 : 6)
-                let match = ["PREROUTING", "-d", a.description, "-p", "tcp", "--dport", ports]
-                ipt(tool, match + ["-j", "CT", "--notrack"])
-                ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(queue)])
+                for k in 0 ..< queues {
+                    let slice = QueueSteering.joinPorts(joinPorts, slice: k, of: queues)
+                    let match = ["PREROUTING", "-d", a.description, "-p", "tcp", "--dport", "\(slice.lowerBound):\(slice.upperBound)"]
+                    ipt(tool, match + ["-j", "CT", "--notrack"])
+                    ipt(tool, match + ["-j", "NFQUEUE", "--queue-num", String(Int(queue) + k)])
+                }
             }
         }
+        let icmpQueue = queues == 1 ? ["--queue-num", String(queue)] : ["--queue-balance", "\(queue):\(Int(queue) + queues - 1)"]
         // Destination-unreachable and packet-too-big errors arriving on the
         // uplinks: the engine reads them (a subflow's path is broken, or
         // carries smaller packets: IPv4's fragmentation-needed is a
         // destination-unreachable code) and lets them pass.
         for u in multipath {
             ipt("iptables", ["PREROUTING", "-i", u.device, "-p", "icmp", "--icmp-type", "destination-unreachable",
-                             "-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+                             "-j", "NFQUEUE"] + icmpQueue + ["--queue-bypass"])
             for type in ["destination-unreachable", "packet-too-big"] {
                 ipt("ip6tables", ["PREROUTING", "-i", u.device, "-p", "ipv6-icmp", "--icmpv6-type", type,
-                                  "-j", "NFQUEUE", "--queue-num", String(queue), "--queue-bypass"])
+                                  "-j", "NFQUEUE"] + icmpQueue + ["--queue-bypass"])
             }
         }
         // What the translator sends itself (data on every subflow now) is
