@@ -37,8 +37,23 @@ struct EngineBench: ParsableCommand {
     @Flag(help: "A download through two uplinks instead (rounds of peer data on each subflow and a client ACK).")
     var twoUplinks = false
 
+    @Option(help: "Engines at once, each with its own workload on its own thread (as --queues N runs them); 1 to 64. Above 1, one engine alone is measured first, in the same run.")
+    var threads = 1
+
     func run() throws {
         let n = quick ? 2_000 : rounds
+        guard (1 ... 64).contains(threads) else { throw ValidationError("--threads \(threads): 1 to 64") }
+        if threads > 1 {
+            let one = try ThreadedEngineMeasurement.run(threads: 1, twoUplinks: twoUplinks, rounds: n, segmentSize: segmentSize)
+            let many = try ThreadedEngineMeasurement.run(threads: threads, twoUplinks: twoUplinks, rounds: n, segmentSize: segmentSize)
+            for m in [one, many] {
+                print(String(format: "engine x%d thread(s): %.2f M segments/s in all, %.1f ns/segment per thread, %.3f heap allocations/segment",
+                             m.threads, m.segmentsPerSecond / 1e6, m.nsPerSegmentPerThread, m.allocsPerSegment))
+            }
+            print(String(format: "engine: %d threads give %.2fx one thread's segments per second (%ld cores online)",
+                         threads, many.segmentsPerSecond / one.segmentsPerSecond, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            return
+        }
         let m = try EngineMeasurement.run(twoUplinks: twoUplinks, rounds: n, segmentSize: segmentSize)
         print("engine (\(m.what)): \(m.segments) segments (\(segmentSize)-byte payloads), \(m.rewrites) rewritten")
         print(String(format: "engine: %.1f ns/segment, %.3f heap allocations/segment (%lu in total)",
@@ -80,6 +95,56 @@ struct EngineMeasurement {
         let ns = Double(t1.tv_sec - t0.tv_sec) * 1e9 + Double(t1.tv_nsec - t0.tv_nsec)
         return EngineMeasurement(what: what, segments: r.segments, rewrites: r.rewrites, allocs: UInt(allocs),
                                  nsPerSegment: ns / Double(r.segments), allTranslated: r.rewrites == rewritesExpected(r.segments))
+    }
+}
+
+/// Engines run at once, each with its own workload on its own thread,
+/// started together: the segments all of them handle per second of wall
+/// time (the scaling `--queues N` can give, without the kernel's part).
+struct ThreadedEngineMeasurement {
+    var threads: Int
+    var segments: Int
+    var seconds: Double
+    var allocs: UInt
+    var segmentsPerSecond: Double { Double(segments) / seconds }
+    var nsPerSegmentPerThread: Double { seconds * 1e9 * Double(threads) / Double(segments) }
+    var allocsPerSegment: Double { Double(allocs) / Double(segments) }
+
+    /// One thread's part: its workload, its rounds, what it handled.
+    final class Part {
+        let workload: any TranslationWorkload
+        let rounds: Range<Int>
+        var result = (segments: 0, rewrites: 0)
+        var thread = pthread_t()
+        init(_ w: any TranslationWorkload, _ r: Range<Int>) { workload = w; rounds = r }
+    }
+
+    static func run(threads: Int, twoUplinks: Bool, rounds n: Int, segmentSize: Int) throws -> ThreadedEngineMeasurement {
+        let warm = min(n / 10, 1000)
+        let parts: [Part] = (0 ..< threads).map { _ in
+            let w: any TranslationWorkload = twoUplinks ? MultipathDownloadWorkload(rounds: n, segmentSize: segmentSize)
+                : EngineWorkload(rounds: n, segmentSize: segmentSize)
+            w.run(0 ..< warm)
+            return Part(w, warm ..< n)
+        }
+        let a0 = nfq_alloc_count()
+        var t0 = timespec(), t1 = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t0)
+        for p in parts {
+            let r = pthread_create(&p.thread, nil, { arg in
+                let p = Unmanaged<Part>.fromOpaque(arg!).takeUnretainedValue()
+                p.result = p.workload.run(p.rounds)
+                return nil
+            }, Unmanaged.passUnretained(p).toOpaque())
+            guard r == 0 else { throw ValidationError("pthread_create failed") }
+        }
+        for p in parts { pthread_join(p.thread, nil) }
+        clock_gettime(CLOCK_MONOTONIC, &t1)
+        let allocs = nfq_alloc_count() - a0
+        let ns = Double(t1.tv_sec - t0.tv_sec) * 1e9 + Double(t1.tv_nsec - t0.tv_nsec)
+        let segments = parts.reduce(0) { $0 + $1.result.segments }
+        guard parts.allSatisfy({ $0.result.segments > 0 }) else { throw ValidationError("a thread handled no segment: the workload is broken") }
+        return ThreadedEngineMeasurement(threads: threads, segments: segments, seconds: ns / 1e9, allocs: UInt(allocs))
     }
 }
 

@@ -22,4 +22,18 @@ import Testing
         let text = try Self.bench(args)
         #expect(text.contains("0.000 heap allocations/segment (0 in total)"), "\(text)")
     }
+
+    /// Issue 15 (`--queues N`): engines on two threads at once each handle
+    /// their own workload, without heap allocations; the ratio to one
+    /// thread is printed (a figure, not asserted: the machine may have one
+    /// core, or be busy).
+    @Test(arguments: [[], ["--two-uplinks"]])
+    func enginesOnSeveralThreads(_ args: [String]) throws {
+        let text = try Self.bench(["--threads", "2"] + args)
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("engine x") }
+        #expect(lines.count == 2 && lines[1].hasPrefix("engine x2 thread(s): "), "\(text)")
+        #expect(lines.allSatisfy { $0.hasSuffix(", 0.000 heap allocations/segment") }, "\(text)")
+        #expect(text.contains("engine: 2 threads give "), "\(text)")
+        print(text)
+    }
 }
