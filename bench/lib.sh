@@ -179,9 +179,9 @@ _bench_d_servers() { # [--mptcp]
     wait_for 10 grep -q listening "$l1" && wait_for 10 grep -q listening "$l2" \
         || { echo "FAIL - D's servers did not start: $(cat "$l1" "$l2" | head -c 300)"; return 1; }
 }
-_bench_daemon() { # NS NAME QUEUE ARGS...
+_bench_daemon() { # NS NAME QUEUE ARGS... (and BENCH_NFQ_ARGS, e.g. "--queues 2")
     local n=$1 name=$2 q=$3; shift 3
-    _bench_bg $n $name "$NFQ_MPTCP" --queue $q "$@" --install-rules --stats-interval 2
+    _bench_bg $n $name "$NFQ_MPTCP" --queue $q "$@" ${BENCH_NFQ_ARGS:-} --install-rules --stats-interval 2
     BENCH_GW_PIDS="$BENCH_GW_PIDS $LAST_PID"
     wait_for 20 grep -q "queue $q bound" "$BENCH_LAST_LOG" \
         || { echo "FAIL - nfq-mptcp ($name) did not bind queue $q: $(grep -m3 -iE 'error|fail' "$BENCH_LAST_LOG")"; return 1; }
