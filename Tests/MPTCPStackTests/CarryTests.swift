@@ -185,4 +185,21 @@ struct CarryTests {
         #expect(sent.reduce(0) { $0 + $1.payload.count } == data.count)
         #expect(s.h.engine.stats.carriedSegments == 0)
     }
+
+    @Test("a super-segment is never carried as one segment's worth (the kernel will not cut a GSO packet no longer than its segment size, and drops it without a counter): the outbox sends it; two segments' worth is carried")
+    func noSingleSegmentSuperSegment() throws {
+        let s = MPScript(config: carryConfig())
+        try s.twoSubflows()
+        var rng = SplitMix64(seed: 25)
+        let data = randomBytes(3 * 1420, &rng)
+        let e1 = s.h.lan(s.c.fromClient(seq: 1, ack: 1, payload: Array(data[..<1420])), gso: true)
+        #expect(!e1.isCarry)
+        let sent = (s.out(e1, .uplink(0)) + s.out(e1, .uplink(1))).filter { !$0.payload.isEmpty }
+        #expect(sent.count == 1 && sent.first?.payload == Array(data[..<1420]))
+        #expect(s.h.engine.stats.carriedSegments == 0)
+        let e2 = s.h.lan(s.c.fromClient(seq: 1 + 1420, ack: 1, payload: Array(data[1420...])), gso: true)
+        #expect(e2.isCarry)
+        #expect(try #require(e2.decoded).payload == Array(data[1420...]))
+        #expect(s.h.engine.stats.carriedSegments == 1)
+    }
 }

@@ -153,7 +153,10 @@ extension Engine {
         let cwndRoom = max(Int(p.cwnd) - p.pipe, p.mss)
         let payload = mp.bytes(at: dsn, max: min(unsent, window, most, cwndRoom, burstAllowance(p)))
         let length = payload.count
-        guard length > 0 else { return nil }
+        // A super-segment must stay more than one segment: the kernel will
+        // not cut a GSO packet no longer than its segment size (EINVAL), and
+        // drops it without a counter where it would cut it in software.
+        guard length > 0, !gso || length > mp.lanSegmentMax else { return nil }
         let first = dataOption(c, p, k, dsn: dsn, seq: p.sndNxt, length: length, dataFin: false, payload: payload)
         let ol = pathOptions(mp, p, now: now, first: first, sack: false)
         guard let hl = SegmentWriter.writeMoved(into: headerBuffer, original: v, source: p.local, destination: p.remote,
